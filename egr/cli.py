@@ -1,0 +1,164 @@
+"""The ``egr`` command line: one subcommand per step, plus ``run`` that chains them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from egr import __version__
+
+SURFACE_BACKENDS = click.Choice(["auto", "msms", "builtin"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", "-V", message="%(version)s")
+def main() -> None:
+    """egr-nf: refine and quality-assess protein-complex structures with EGR.
+
+    Typical use: egr run --decoys 'decoys/*.pdb' --outdir results
+    """
+
+
+def _fail(message: str) -> None:
+    click.echo(f"egr: error: {message}", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("decoy", type=click.Path(path_type=Path))
+@click.option("--outdir", type=click.Path(path_type=Path), required=True, help="Output folder; files go to OUTDIR/<id>/.")
+@click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
+@click.option("--ca-only-ok", is_flag=True, help="Accept Cα-only traces (for the Cα graph).")
+def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool) -> None:
+    """Validate and clean DECOY (PDB/mmCIF, optionally .gz): writes <id>_clean.pdb and <id>_ingest.json."""
+    from egr.pipeline import ingest_step
+    from egr.structure import IngestError, sanitize_id
+
+    decoy_id = sanitize_id(decoy_id or decoy)
+    try:
+        _, record = ingest_step(decoy, outdir, decoy_id, ca_only_ok=ca_only_ok)
+    except IngestError as exc:
+        _fail(str(exc))
+    for warning in record.warnings:
+        click.echo(f"egr: warning: {decoy}: {warning}", err=True)
+
+
+@main.command()
+@click.argument("clean_pdb", type=click.Path(path_type=Path))
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
+@click.option("--backend", type=SURFACE_BACKENDS, default="auto", show_default=True,
+              help="msms = the MSMS program; builtin = numerical fallback; auto = MSMS where found.")
+@click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
+def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, msms: Path | None) -> None:
+    """Per-chain atom depth and surface proximity of CLEAN_PDB: writes <id>_surface.npz."""
+    from egr.pipeline import PrepOptions, surface_step
+    from egr.structure import IngestError, read_decoy
+
+    decoy_id = _step_id(decoy_id, clean_pdb, "_clean")
+    try:
+        complex_, _ = read_decoy(clean_pdb)
+        result = surface_step(complex_, outdir, decoy_id, PrepOptions(backend, str(msms) if msms else None))
+    except (IngestError, RuntimeError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    for warning in result.warnings:
+        click.echo(f"egr: warning: {clean_pdb}: {warning}", err=True)
+
+
+@main.command()
+@click.argument("clean_pdb", type=click.Path(path_type=Path))
+@click.option("--surface", "surface_file", type=click.Path(path_type=Path), required=True,
+              help="<id>_surface.npz from `egr surface`.")
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
+@click.option("--ca-graph", is_flag=True, help="Build the Cα graph (28 node / 14 edge features).")
+def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str | None, ca_graph: bool) -> None:
+    """Build the EGR k-NN graph (k = 20) of CLEAN_PDB: writes <id>_graph.pt."""
+    from egr.pipeline import PrepOptions, featurize_step, load_surface
+    from egr.structure import IngestError, read_decoy
+
+    decoy_id = _step_id(decoy_id, clean_pdb, "_clean")
+    try:
+        complex_, _ = read_decoy(clean_pdb, ca_only_ok=ca_graph)
+        featurize_step(complex_, load_surface(surface_file), outdir, decoy_id, PrepOptions(ca_graph=ca_graph))
+    except (IngestError, OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("graphs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--weights", type=click.Path(path_type=Path), help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1, ...")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Graphs per forward pass.")
+def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int) -> None:
+    """Refine GRAPHS (<id>_graph.pt) with EGR: writes <id>_refined.pdb, <id>_plddt.csv, <id>_scores.json."""
+    from egr.graph import load_graph
+    from egr.refine import refine_bundles, write_outputs
+    from egr.weights import load_model
+
+    try:
+        model, info = load_model(weights, device)
+        bundles = [load_graph(g) for g in graphs]
+    except (OSError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size)):
+        write_outputs(bundle, refinement, outdir, info, device)
+
+
+@main.command()
+@click.option("--decoys", help="Glob of decoy files, quoted: 'dir/*.pdb'.")
+@click.option("--input", "samplesheet", type=click.Path(path_type=Path), help="Samplesheet CSV: id,decoy[,native].")
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the CPU steps.")
+@click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
+@click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
+@click.option("--weights", type=click.Path(path_type=Path), help="EGR weights; default: the shipped model.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--ca-graph", is_flag=True, help="Use the Cα graph (needs Cα weights).")
+@click.option("--no-resume", is_flag=True, help="Redo decoys whose outputs are already complete.")
+@click.option("--no-intermediates", is_flag=True, help="Do not keep clean PDB, surface and graph files.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
+        msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, no_resume: bool,
+        no_intermediates: bool, quiet: bool) -> None:
+    """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
+
+    Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage.
+    """
+    from egr.pipeline import PrepOptions
+    from egr.runner import InputError, RunOptions, collect_inputs
+    from egr.runner import run as run_all
+
+    try:
+        inputs = collect_inputs(decoys, samplesheet)
+    except InputError as exc:
+        click.echo(f"egr: error: {exc}", err=True)
+        sys.exit(2)
+    prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
+    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet)
+    try:
+        rows = run_all(inputs, options)
+    except (OSError, ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    failed = [r for r in rows if r["status"] == "failed"]
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
+    click.echo(f"egr: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed -> {outdir}/summary.tsv",
+               err=True)
+    for row in failed:
+        click.echo(f"egr: failed: {row['input']}: {row['reason']}", err=True)
+    sys.exit(1 if failed else 0)
+
+
+def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:
+    from egr.structure import sanitize_id
+
+    name = sanitize_id(decoy_id or path)
+    return name[: -len(suffix)] if decoy_id is None and name.endswith(suffix) else name
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Featurization: a cleaned complex plus its surface proximity → the EGR k-NN graph (``egr featurize``).
+
+All-atom graph (default): one node per heavy atom, 39 node features (38-entry atom-name one-hot +
+surface proximity) and 15 edge features (sin of the node-index difference, same-chain flag, 12
+residue-frame geometry values, covalent-bond flag). Cα graph (``ca=True``): one node per residue with a
+CA atom, 28 node features (21-way residue one-hot incl. unknown, CA surface proximity, sin/cos of φ, ψ,
+ω) and 14 edge features (the all-atom ones without the covalent flag). Definitions: DESIGN.md.
+
+Residue frames need N, CA and C; where a residue lacks one of them (or they are collinear), the 12
+geometry values of every edge that touches it are zero rather than a frame-dependent guess, so the
+features stay invariant to rotation and translation.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch_geometric.data import Data
+
+from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB, COVALENT_RADII
+from egr.io import atomic_write_bytes
+from egr.structure import Complex
+
+K_NEIGHBOURS = 20
+GRAPH_FORMAT = "egr-graph/1"
+_ATOM_INDEX = {name: i for i, name in enumerate(ATOM_VOCAB)}
+_RESIDUE_INDEX = {name: i for i, name in enumerate(AMINO_ACIDS)}  # unknown → len(AMINO_ACIDS)
+_META_STRINGS = ("atom_names", "elements", "res_names", "chain_ids", "ins_codes")
+_META_NUMBERS = ("res_seq", "occupancies", "b_factors", "residue_index", "chain_index")
+
+
+@dataclass(frozen=True)
+class GraphBundle:
+    """A featurized decoy: the model's input graph and the complex it was built from (to write outputs)."""
+
+    decoy_id: str
+    graph: Data
+    complex: Complex
+    kind: str  # "all_atom" | "ca"
+    surface_backend: list[str]  # per node of the complex's atoms: 'msms' | 'builtin'
+
+
+def knn_edges(pos: np.ndarray, k: int = K_NEIGHBOURS) -> np.ndarray:
+    """(2, n·k') int64 edges j → i from each node's k nearest other nodes (k' = min(k, n − 1)).
+
+    Row 0 is the source j, row 1 the destination i; edges are grouped by destination.
+    """
+    n = len(pos)
+    k_eff = min(k, n - 1)
+    if k_eff < 1:
+        return np.zeros((2, 0), dtype=np.int64)
+    _, neighbours = cKDTree(pos).query(pos, k=k_eff + 1)
+    neighbours = np.asarray(neighbours).reshape(n, k_eff + 1)
+    # drop the node itself; with duplicate coordinates it need not be in column 0
+    is_self = neighbours == np.arange(n)[:, None]
+    drop_col = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k_eff)
+    keep = np.ones_like(neighbours, dtype=bool)
+    keep[np.arange(n), drop_col] = False
+    src = neighbours[keep].reshape(n, k_eff)
+    dst = np.repeat(np.arange(n), k_eff).reshape(n, k_eff)
+    return np.stack([src.ravel(), dst.ravel()]).astype(np.int64)
+
+
+def residue_frames(complex_: Complex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per residue: CA position (r, 3) Å, frame rows (n, u, v) as (r, 3, 3), and validity (r,) bool."""
+    r = complex_.n_residues
+    backbone = {}
+    for name in ("N", "CA", "C"):
+        rows = np.flatnonzero(complex_.atom_names == name)
+        xyz = np.full((r, 3), np.nan)
+        xyz[complex_.residue_index[rows]] = complex_.coords[rows]
+        backbone[name] = xyz
+    u = _unit(backbone["N"] - backbone["CA"])
+    t = _unit(backbone["C"] - backbone["CA"])
+    n = _unit(np.cross(u, t))
+    v = np.cross(n, u)
+    frames = np.stack([n, u, v], axis=1)
+    valid = np.isfinite(frames).all(axis=(1, 2))
+    frames[~valid] = 0.0
+    ca = backbone["CA"]
+    # residues without CA use their atom centroid as the anchor of the relative-position features
+    centroid = np.zeros((r, 3))
+    np.add.at(centroid, complex_.residue_index, complex_.coords)
+    centroid /= np.bincount(complex_.residue_index, minlength=r)[:, None]
+    ca = np.where(np.isfinite(ca), ca, centroid)
+    return ca, frames, valid
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 1e-6, vectors / norm, np.nan)
+
+
+def _geometry_features(edges: np.ndarray, node_residue: np.ndarray, ca: np.ndarray, frames: np.ndarray,
+                       valid: np.ndarray) -> np.ndarray:
+    """(E, 12): B_dst·(CA_src − CA_dst), B_dst·n_src, B_dst·u_src, B_dst·v_src; zero where a frame is missing."""
+    src_res, dst_res = node_residue[edges[0]], node_residue[edges[1]]
+    basis = frames[dst_res]  # (E, 3, 3), rows n, u, v
+    relative = np.einsum("eij,ej->ei", basis, ca[src_res] - ca[dst_res])
+    oriented = np.einsum("eij,ekj->eki", basis, frames[src_res]).reshape(-1, 9)
+    features = np.concatenate([relative, oriented], axis=1)
+    features[~(valid[src_res] & valid[dst_res])] = 0.0
+    return features
+
+
+def _common_edge_features(edges: np.ndarray, chain_index: np.ndarray) -> np.ndarray:
+    """(E, 2): sin(i − j) of the node indices and the same-chain flag."""
+    src, dst = edges
+    return np.stack([np.sin((dst - src).astype(np.float64)), chain_index[src] == chain_index[dst]], axis=1)
+
+
+def covalent_flags(edges: np.ndarray, pos: np.ndarray, elements: np.ndarray) -> np.ndarray:
+    """(E,) bool: 0.4 Å < d < r_i + r_j + 0.56 Å with single-bond covalent radii by element."""
+    radii = np.full(len(elements), 0.77)
+    for element, radius in COVALENT_RADII.items():
+        radii[elements == element] = radius
+    d = np.linalg.norm(pos[edges[0]] - pos[edges[1]], axis=1)
+    return (d > 0.4) & (d < radii[edges[0]] + radii[edges[1]] + 0.56)
+
+
+def featurize(decoy_id: str, complex_: Complex, proximity: np.ndarray, surface_backend: np.ndarray,
+              ca: bool = False, k: int = K_NEIGHBOURS) -> GraphBundle:
+    """Build the all-atom (default) or Cα k-NN graph. ``proximity`` (n_atoms,) in [0, 1]."""
+    proximity = np.asarray(proximity, dtype=np.float64)
+    if proximity.shape != (complex_.n_atoms,):
+        raise ValueError(f"surface has {proximity.shape[0]} values for {complex_.n_atoms} atoms")
+    ca_pos, frames, valid = residue_frames(complex_)
+    if ca:
+        graph = _ca_graph(complex_, proximity, ca_pos, frames, valid, k)
+    else:
+        graph = _atom_graph(complex_, proximity, ca_pos, frames, valid, k)
+    return GraphBundle(decoy_id, graph, complex_, "ca" if ca else "all_atom", [str(b) for b in surface_backend])
+
+
+def _atom_graph(c: Complex, proximity, ca_pos, frames, valid, k) -> Data:
+    atom_type = atom_vocab_index(c.atom_names)
+    x = np.zeros((c.n_atoms, len(ATOM_VOCAB) + 1), dtype=np.float32)
+    x[np.arange(c.n_atoms), atom_type] = 1.0
+    x[:, -1] = proximity
+    edges = knn_edges(c.coords, k)
+    edge_attr = np.concatenate([
+        _common_edge_features(edges, c.chain_index),
+        _geometry_features(edges, c.residue_index, ca_pos, frames, valid),
+        covalent_flags(edges, c.coords, c.elements)[:, None],
+    ], axis=1)
+    return _data(x, c.coords, edges, edge_attr, c.residue_index, qa_node=_qa_nodes(c))
+
+
+def atom_vocab_index(atom_names: np.ndarray) -> np.ndarray:
+    """(n,) index of each atom name in ATOM_VOCAB (unknown names → UNX)."""
+    names, inverse = np.unique(atom_names, return_inverse=True)
+    return np.array([_ATOM_INDEX.get(str(name), _ATOM_INDEX["UNX"]) for name in names], dtype=np.int64)[inverse]
+
+
+def _qa_nodes(c: Complex) -> np.ndarray:
+    """(n_residues,) node that carries each residue's QA value: its CA, else its first atom."""
+    first = c.residue_starts
+    ca_rows = np.flatnonzero(c.atom_names == "CA")
+    node = first.copy()
+    node[c.residue_index[ca_rows]] = ca_rows
+    return node
+
+
+def _ca_graph(c: Complex, proximity, ca_pos, frames, valid, k) -> Data:
+    ca_rows = np.flatnonzero(c.atom_names == "CA")
+    residues = c.residue_index[ca_rows]
+    r = c.n_residues
+    res_type = np.array([_RESIDUE_INDEX.get(str(n), len(AMINO_ACIDS)) for n in c.res_names[c.residue_starts]])
+    x = np.zeros((len(ca_rows), len(AMINO_ACIDS) + 1 + 1 + 6), dtype=np.float32)
+    x[np.arange(len(ca_rows)), res_type[residues]] = 1.0
+    x[:, len(AMINO_ACIDS) + 1] = proximity[ca_rows]
+    x[:, len(AMINO_ACIDS) + 2:] = backbone_dihedral_features(c)[residues]
+    pos = ca_pos[residues]
+    edges = knn_edges(pos, k)
+    chain_of_node = c.chain_index[ca_rows]
+    edge_attr = np.concatenate([
+        _common_edge_features(edges, chain_of_node),
+        _geometry_features(edges, residues, ca_pos, frames, valid),
+    ], axis=1)
+    node_of_residue = np.full(r, -1)
+    node_of_residue[residues] = np.arange(len(ca_rows))
+    return _data(x, pos, edges, edge_attr, residues, qa_node=node_of_residue)
+
+
+def backbone_dihedral_features(c: Complex) -> np.ndarray:
+    """(n_residues, 6) sin/cos of φ, ψ, ω; zeros where a neighbour residue is missing or not bonded."""
+    r = c.n_residues
+    atoms = {}
+    for name in ("N", "CA", "C"):
+        rows = np.flatnonzero(c.atom_names == name)
+        xyz = np.full((r, 3), np.nan)
+        xyz[c.residue_index[rows]] = c.coords[rows]
+        atoms[name] = xyz
+    chain = c.chain_index[c.residue_starts]
+    # peptide bond between residue i and i+1: same chain and C(i)–N(i+1) shorter than 2 Å
+    bonded = (chain[:-1] == chain[1:]) & (np.linalg.norm(atoms["C"][:-1] - atoms["N"][1:], axis=1) < 2.0)
+    nan = np.full((1, 3), np.nan)
+    prev_c = np.concatenate([nan, np.where(bonded[:, None], atoms["C"][:-1], np.nan)])
+    next_n = np.concatenate([np.where(bonded[:, None], atoms["N"][1:], np.nan), nan])
+    next_ca = np.concatenate([np.where(bonded[:, None], atoms["CA"][1:], np.nan), nan])
+    angles = np.stack([
+        dihedral(prev_c, atoms["N"], atoms["CA"], atoms["C"]),
+        dihedral(atoms["N"], atoms["CA"], atoms["C"], next_n),
+        dihedral(atoms["CA"], atoms["C"], next_n, next_ca),
+    ], axis=1)
+    features = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+    return np.nan_to_num(features, nan=0.0)
+
+
+def dihedral(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """(m,) dihedral angles in radians of the point quadruples (m, 3) each; NaN where undefined."""
+    b0, b1, b2 = a - b, c - b, d - c
+    b1 = _unit(b1)
+    v = b0 - np.sum(b0 * b1, axis=1, keepdims=True) * b1
+    w = b2 - np.sum(b2 * b1, axis=1, keepdims=True) * b1
+    return np.arctan2(np.sum(np.cross(b1, v) * w, axis=1), np.sum(v * w, axis=1))
+
+
+def _data(x, pos, edges, edge_attr, node_residue, qa_node) -> Data:
+    return Data(
+        x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
+        pos=torch.from_numpy(np.asarray(pos, dtype=np.float32)),
+        edge_index=torch.from_numpy(edges),
+        edge_attr=torch.from_numpy(np.asarray(edge_attr, dtype=np.float32)),
+        node_residue=torch.from_numpy(np.asarray(node_residue, dtype=np.int64)),
+        qa_node=torch.from_numpy(np.asarray(qa_node, dtype=np.int64)),
+    )
+
+
+def save_graph(bundle: GraphBundle, path: Path) -> None:
+    """Save as a plain dict of tensors, lists and strings, loadable with ``torch.load(weights_only=True)``."""
+    c = bundle.complex
+    payload = {
+        "format": GRAPH_FORMAT,
+        "decoy_id": bundle.decoy_id,
+        "kind": bundle.kind,
+        "graph": {key: value for key, value in bundle.graph.to_dict().items()},
+        "complex": {
+            "coords": torch.from_numpy(c.coords),
+            **{key: getattr(c, key).tolist() for key in _META_STRINGS},
+            **{key: torch.from_numpy(np.asarray(getattr(c, key))) for key in _META_NUMBERS},
+        },
+        "surface_backend": bundle.surface_backend,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_graph(path: Path) -> GraphBundle:
+    """Load a graph saved by :func:`save_graph` without unpickling arbitrary objects."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != GRAPH_FORMAT:
+        raise ValueError(f"{path}: not an egr graph file ({GRAPH_FORMAT})")
+    meta = payload["complex"]
+    complex_ = Complex(
+        coords=meta["coords"].numpy().astype(np.float64),
+        **{key: np.array(meta[key], dtype=str) for key in _META_STRINGS},
+        **{key: meta[key].numpy() for key in _META_NUMBERS},
+    )
+    return GraphBundle(payload["decoy_id"], Data(**payload["graph"]), complex_, payload["kind"],
+                       list(payload["surface_backend"]))
