@@ -99,14 +99,20 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 def _geometry_features(edges: np.ndarray, node_residue: np.ndarray, ca: np.ndarray, frames: np.ndarray,
                        valid: np.ndarray) -> np.ndarray:
-    """(E, 12): B_dst·(CA_src − CA_dst), B_dst·n_src, B_dst·u_src, B_dst·v_src; zero where a frame is missing."""
-    src_res, dst_res = node_residue[edges[0]], node_residue[edges[1]]
-    basis = frames[dst_res]  # (E, 3, 3), rows n, u, v
-    relative = np.einsum("eij,ej->ei", basis, ca[src_res] - ca[dst_res])
-    oriented = np.einsum("eij,ekj->eki", basis, frames[src_res]).reshape(-1, 9)
+    """(E, 12): B_dst·(CA_src − CA_dst), B_dst·n_src, B_dst·u_src, B_dst·v_src; zero where a frame is missing.
+
+    The values depend only on the two residues, so they are computed once per distinct residue pair.
+    """
+    n_res = len(ca)
+    pair_code = node_residue[edges[0]] * n_res + node_residue[edges[1]]
+    pairs, edge_pair = np.unique(pair_code, return_inverse=True)
+    src_res, dst_res = pairs // n_res, pairs % n_res
+    basis = frames[dst_res]  # (P, 3, 3), rows n, u, v
+    relative = np.einsum("pij,pj->pi", basis, ca[src_res] - ca[dst_res])
+    oriented = np.einsum("pij,pkj->pki", basis, frames[src_res]).reshape(-1, 9)
     features = np.concatenate([relative, oriented], axis=1)
     features[~(valid[src_res] & valid[dst_res])] = 0.0
-    return features
+    return features[edge_pair]
 
 
 def _common_edge_features(edges: np.ndarray, chain_index: np.ndarray) -> np.ndarray:

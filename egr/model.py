@@ -1,0 +1,325 @@
+"""EGR, the Equivariant Graph Refiner: message-passing layers, graph linear attention and the QA head.
+
+The network maps one or more atom graphs (node features, coordinates in Å, fixed k-NN topology,
+invariant edge features) to refined coordinates and a per-node quality estimate in [0, 1]. The layer
+equations are those of DESIGN.md ("EGR, precisely"); for every layer l, with x⁰, h⁰ the stack's input:
+
+    x̂_ji = (x_j − x_i) / (‖x_j − x_i‖ + C)
+    ρ_ji = [exp(−‖x̂_ji‖² / b^k)]_{k=0..K−1}
+    m_ji = φ_e([h_j, h_i, e_ji, ρ_ji])
+    a_i  = Q_i (Kᵀ V) / n                       (per graph, per head)
+    x_i' = α x_i⁰ + (1 − α) x_i + mean_j x̂_ji φ_x(m_ji)   (all layers but the last)
+    h_i' = β φ_h([LN(h_i), mean_j m_ji, a_i, h_i⁰]) + (1 − β) h_i
+
+Coordinates only ever enter through differences and are updated by sums of difference vectors
+weighted with invariant scalars, so the output is E(3)-equivariant (rotations, reflections,
+translations) and the QA output is E(3)-invariant, given E(3)-invariant node and edge features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["EGR", "EGRConfig", "EGRLayer"]
+
+_LEAKY_SLOPE = 0.01
+# Added under the square root of squared distances: keeps the gradient of ‖d‖ finite for
+# coincident atoms (duplicated records in a decoy) while changing distances by ≤ 1e-4 Å.
+_DIST_EPS = 1e-8
+
+
+@dataclass
+class EGRConfig:
+    """Hyperparameters of :class:`EGR`; plain scalars only, so ``dataclasses.asdict`` round-trips via JSON.
+
+    Attributes:
+        node_in: node feature width (all-atom graph: 38-entry atom-name one-hot + surface proximity;
+            Cα graph: 28).
+        edge_in: edge feature width (all-atom: 15; Cα: 14).
+        hidden: width of node embeddings and messages; must be divisible by ``heads``.
+        num_layers: number of EGR layers (≥ 1); all but the last update coordinates.
+        heads: attention heads of the global linear attention.
+        alpha: coordinate skip strength towards the stack's input coordinates.
+        beta: weight of the new features in the feature update (1 − beta keeps the old ones).
+        num_radial: number of radial features exp(−‖x̂‖² / radial_base^k), k = 0..num_radial−1.
+        radial_base: base b of the radial length scales.
+        coord_norm_const: C in x̂ = d / (‖d‖ + C), in Å.
+        dropout: dropout probability inside every MLP (after the LayerNorm); 0 disables it.
+        coord_init_gain: Xavier gain of φ_x's output layer; small, so that an untrained model
+            leaves coordinates (almost) where they are.
+    """
+
+    node_in: int = 39
+    edge_in: int = 15
+    hidden: int = 128
+    num_layers: int = 4
+    heads: int = 4
+    alpha: float = 0.5
+    beta: float = 0.5
+    num_radial: int = 15
+    radial_base: float = 1.5
+    coord_norm_const: float = 1.0
+    dropout: float = 0.0
+    coord_init_gain: float = 1e-3
+
+    def __post_init__(self) -> None:
+        for name in ("node_in", "edge_in", "hidden", "num_layers", "heads", "num_radial"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"EGRConfig.{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.hidden % self.heads:
+            raise ValueError(f"EGRConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        for name in ("alpha", "beta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"EGRConfig.{name} must lie in [0, 1], got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"EGRConfig.dropout must lie in [0, 1), got {self.dropout}")
+        if self.radial_base <= 1.0:
+            raise ValueError(f"EGRConfig.radial_base must be > 1, got {self.radial_base}")
+        if self.coord_norm_const <= 0.0:
+            raise ValueError(f"EGRConfig.coord_norm_const must be > 0, got {self.coord_norm_const}")
+
+
+class _MLP(nn.Module):
+    """Linear → LeakyReLU(0.01) → LayerNorm → Dropout → Linear, applied to the last dimension."""
+
+    def __init__(self, d_in: int, d_hidden: int, d_out: int, dropout: float) -> None:
+        super().__init__()
+        self.lin1 = nn.Linear(d_in, d_hidden)
+        self.norm = nn.LayerNorm(d_hidden)
+        self.drop = nn.Dropout(dropout)
+        self.lin2 = nn.Linear(d_hidden, d_out)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """z (..., d_in) → (..., d_out)."""
+        return self.from_preactivation(self.lin1(z))
+
+    def from_preactivation(self, pre: Tensor) -> Tensor:
+        """Finish the MLP from ``lin1``'s output, (..., d_hidden) → (..., d_out)."""
+        return self.lin2(self.drop(self.norm(F.leaky_relu(pre, _LEAKY_SLOPE))))
+
+
+class _Topology:
+    """Index bookkeeping shared by all layers of one forward pass.
+
+    Holds the destination of every edge with the inverse in-degree (for means over incoming
+    edges) and, for the per-graph attention, each node's graph and its slot inside a dense
+    (num_graphs, max_nodes) layout. ``batch`` need not be sorted.
+    """
+
+    def __init__(self, edge_index: Tensor, batch: Tensor | None, num_nodes: int) -> None:
+        device = edge_index.device
+        self.src, self.dst = edge_index[0], edge_index[1]
+        if batch is None:
+            batch = torch.zeros(num_nodes, dtype=torch.long, device=device)
+        self.batch = batch
+        self.num_graphs = int(batch.max()) + 1 if num_nodes else 1
+        self.counts = torch.bincount(batch, minlength=self.num_graphs)  # (B,)
+        self.max_nodes = int(self.counts.max()) if num_nodes else 0
+        # Rank of each node among the nodes of its graph, in input order: a stable sort groups the
+        # graphs, and subtracting each graph's start offset turns sorted positions into ranks.
+        order = torch.argsort(batch, stable=True)
+        starts = torch.cumsum(self.counts, 0) - self.counts
+        self.slot = torch.empty_like(batch)
+        self.slot[order] = torch.arange(num_nodes, device=device) - starts[batch[order]]
+        degree = torch.bincount(self.dst, minlength=num_nodes)
+        # Nodes without incoming edges get a zero mean rather than 0/0.
+        self.inv_degree = 1.0 / degree.clamp(min=1)  # (n,)
+
+    def mean_incoming(self, values: Tensor) -> Tensor:
+        """Mean of per-edge ``values`` (E, F) over each node's incoming edges → (n, F)."""
+        out = values.new_zeros((self.inv_degree.shape[0], values.shape[1]))
+        out = out.index_add(0, self.dst, values)
+        return out * self.inv_degree.to(values.dtype).unsqueeze(1)
+
+    def graph_mean(self, values: Tensor) -> Tensor:
+        """Per-graph mean of node ``values`` (n, F) → (B, F)."""
+        out = values.new_zeros((self.num_graphs, values.shape[1])).index_add(0, self.batch, values)
+        return out / self.counts.clamp(min=1).to(values.dtype).unsqueeze(1)
+
+    def to_dense(self, values: Tensor) -> Tensor:
+        """Scatter node ``values`` (n, *S) into a zero-padded (B, max_nodes, *S) tensor."""
+        dense = values.new_zeros((self.num_graphs, self.max_nodes, *values.shape[1:]))
+        return dense.index_put((self.batch, self.slot), values)
+
+    def from_dense(self, dense: Tensor) -> Tensor:
+        """Inverse of :meth:`to_dense`: (B, max_nodes, *S) → (n, *S)."""
+        return dense[self.batch, self.slot]
+
+
+class _GraphLinearAttention(nn.Module):
+    """Multi-head global linear attention a = Q (Kᵀ V) / n over the nodes of each graph.
+
+    Kᵀ V is a (head_dim × head_dim) summary per graph and head, so cost and memory are linear in
+    the number of nodes; graphs of one batch are kept apart by a zero-padded dense layout, which
+    costs (num_graphs × largest graph × hidden) memory. No output projection: the result feeds
+    φ_h, whose first Linear already mixes the heads.
+    """
+
+    def __init__(self, hidden: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = hidden // heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+
+    def forward(self, h: Tensor, topo: _Topology) -> Tensor:
+        """h (n, hidden) → a (n, hidden)."""
+        n = h.shape[0]
+        q, k, v = self.qkv(h).view(n, 3, self.heads, self.head_dim).unbind(1)
+        # Padding rows are zero in K and V, so they add nothing to Kᵀ V.
+        kv = torch.einsum("bnhd,bnhe->bhde", topo.to_dense(k), topo.to_dense(v))
+        kv = kv / topo.counts.clamp(min=1).to(kv.dtype).view(-1, 1, 1, 1)
+        # Q goes through the dense layout too: gathering Kᵀ V per node would cost n × hidden × head_dim.
+        a = torch.einsum("bnhd,bhde->bnhe", topo.to_dense(q), kv)
+        return topo.from_dense(a).reshape(n, self.heads * self.head_dim)
+
+
+class EGRLayer(nn.Module):
+    """One EGR layer (DESIGN.md, "EGR, precisely"); ``update_coords=False`` for the stack's last layer."""
+
+    def __init__(self, config: EGRConfig, update_coords: bool) -> None:
+        super().__init__()
+        hid = config.hidden
+        self.hidden = hid
+        self.alpha = config.alpha
+        self.beta = config.beta
+        self.coord_norm_const = config.coord_norm_const
+        self.norm = nn.LayerNorm(hid)
+        self.attention = _GraphLinearAttention(hid, config.heads)
+        self.phi_e = _MLP(2 * hid + config.edge_in + config.num_radial, hid, hid, config.dropout)
+        self.phi_h = _MLP(4 * hid, hid, hid, config.dropout)
+        self.phi_x: _MLP | None = None
+        if update_coords:
+            self.phi_x = _MLP(hid, hid, 1, config.dropout)
+            nn.init.xavier_uniform_(self.phi_x.lin2.weight, gain=config.coord_init_gain)
+            nn.init.zeros_(self.phi_x.lin2.bias)
+        inv_scales = config.radial_base ** -torch.arange(config.num_radial, dtype=torch.float32)
+        # Not persistent: derived from the config, so it stays out of saved weights.
+        self.register_buffer("radial_inv_scales", inv_scales, persistent=False)
+
+    def forward(
+        self,
+        h: Tensor,
+        x: Tensor,
+        h0: Tensor,
+        x0: Tensor,
+        edge_attr: Tensor,
+        topo: _Topology,
+    ) -> tuple[Tensor, Tensor]:
+        """Update features and (unless last layer) coordinates.
+
+        Args:
+            h: (n, hidden) current node features.
+            x: (n, 3) current coordinates, Å.
+            h0: (n, hidden) node features at the stack's input.
+            x0: (n, 3) coordinates at the stack's input, Å.
+            edge_attr: (E, edge_in) invariant edge features, edges ordered as ``topo``.
+            topo: index bookkeeping of the batch.
+
+        Returns:
+            (h', x'): (n, hidden) features and (n, 3) coordinates in Å.
+        """
+        src, dst = topo.src, topo.dst
+        diff = x[src] - x[dst]  # (E, 3), x_j − x_i
+        dist = torch.sqrt(diff.square().sum(1, keepdim=True) + _DIST_EPS)
+        x_hat = diff / (dist + self.coord_norm_const)
+        rho = torch.exp(-x_hat.square().sum(1, keepdim=True) * self.radial_inv_scales)  # (E, R)
+
+        # φ_e's first Linear on [h_j, h_i, e_ji, ρ_ji] is split by input block so the h parts are
+        # projected once per node and gathered, instead of materialising an (E, 2·hidden + …) concat.
+        # The in-place adds keep one fewer (E, hidden) buffer alive and are autograd-safe, as
+        # neither addition nor the producing addmm needs its output for the backward pass.
+        w = self.phi_e.lin1.weight
+        hid = self.hidden
+        pre = F.linear(torch.cat([edge_attr, rho], 1), w[:, 2 * hid :], self.phi_e.lin1.bias)
+        pre += F.linear(h, w[:, :hid])[src]
+        pre += F.linear(h, w[:, hid : 2 * hid])[dst]
+        m = self.phi_e.from_preactivation(pre)  # (E, hidden)
+
+        if self.phi_x is not None:
+            shift = topo.mean_incoming(x_hat * self.phi_x(m))
+            x = self.alpha * x0 + (1.0 - self.alpha) * x + shift
+
+        h_norm = self.norm(h)
+        # Attention reads the normalised features: Q (Kᵀ V) is cubic in the scale of h.
+        a = self.attention(h_norm, topo)
+        h_new = self.phi_h(torch.cat([h_norm, topo.mean_incoming(m), a, h0], 1))
+        h = self.beta * h_new + (1.0 - self.beta) * h
+        return h, x
+
+
+class EGR(nn.Module):
+    """Equivariant Graph Refiner: embedding → ``num_layers`` EGR layers → per-node QA head."""
+
+    def __init__(self, config: EGRConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Linear(config.node_in, config.hidden)
+        self.layers = nn.ModuleList(
+            EGRLayer(config, update_coords=i < config.num_layers - 1) for i in range(config.num_layers)
+        )
+        self.qa_norm = nn.LayerNorm(config.hidden)
+        self.qa_out = nn.Linear(config.hidden, 1)
+        # clamp(·, 0, 1) has no gradient outside [0, 1]: start every node mid-range (≈ 0.5 ± 0.1).
+        nn.init.normal_(self.qa_out.weight, std=0.1 / math.sqrt(config.hidden))
+        nn.init.constant_(self.qa_out.bias, 0.5)
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        batch: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Refine coordinates and estimate per-node quality.
+
+        Args:
+            x: (n, node_in) float node features.
+            pos: (n, 3) coordinates, Å.
+            edge_index: (2, E) long; row 0 = source j, row 1 = destination i.
+            edge_attr: (E, edge_in) float edge features, E(3)-invariant.
+            batch: (n,) long graph index per node when several graphs share the tensors
+                (need not be sorted); None = one graph.
+
+        Returns:
+            (coords, qa): refined coordinates (n, 3) in Å and per-node quality (n,) in [0, 1].
+        """
+        self._check_inputs(x, pos, edge_index, edge_attr, batch)
+        topo = _Topology(edge_index, batch, x.shape[0])
+        # Work relative to each graph's centroid: float32 resolves ~1e-4 Å at 1000 Å from the
+        # origin, and the model is translation-equivariant, so nothing else changes.
+        centre = topo.graph_mean(pos)[topo.batch]
+        x0 = pos - centre
+        h0 = self.embed(x)
+        h, coords = h0, x0
+        for layer in self.layers:
+            h, coords = layer(h, coords, h0, x0, edge_attr, topo)
+        qa = self.qa_out(self.qa_norm(h)).squeeze(1).clamp(0.0, 1.0)
+        return coords + centre, qa
+
+    def _check_inputs(
+        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None
+    ) -> None:
+        """Raise ValueError on shape or index mismatches, which would otherwise fail deep inside."""
+        cfg = self.config
+        n = x.shape[0]
+        if x.dim() != 2 or x.shape[1] != cfg.node_in:
+            raise ValueError(f"x must be (n, {cfg.node_in}), got {tuple(x.shape)}")
+        if pos.shape != (n, 3):
+            raise ValueError(f"pos must be ({n}, 3), got {tuple(pos.shape)}")
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long:
+            raise ValueError(
+                f"edge_index must be a (2, E) long tensor, got {tuple(edge_index.shape)} {edge_index.dtype}"
+            )
+        num_edges = edge_index.shape[1]
+        if edge_attr.shape != (num_edges, cfg.edge_in):
+            raise ValueError(f"edge_attr must be ({num_edges}, {cfg.edge_in}), got {tuple(edge_attr.shape)}")
+        if num_edges and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
+            raise ValueError(f"edge_index refers to nodes outside [0, {n})")
+        if batch is not None and (batch.shape != (n,) or batch.dtype != torch.long):
+            raise ValueError(f"batch must be a ({n},) long tensor, got {tuple(batch.shape)} {batch.dtype}")
