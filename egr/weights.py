@@ -43,6 +43,7 @@ def save_weights(model: EGR, weights: Path, trained: bool, description: str, ext
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     tmp = weights.with_name(f".{weights.name}.tmp")
     save_file(tensors, str(tmp))
+    tmp.chmod(0o644)
     tmp.replace(weights)
     sidecar = {"config": asdict(model.config), "trained": trained, "description": description, **(extra or {})}
     atomic_write_json(config_path(weights), sidecar)

@@ -1,0 +1,128 @@
+"""`egr run` end to end on real decoys mixed with broken inputs: outputs, summary, exit status, resume."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from egr.pipeline import PrepOptions
+from egr.runner import SUMMARY_COLUMNS, RunOptions, collect_inputs, run
+from egr.structure import read_decoy
+
+
+def read_summary(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def mixed_batch(tmp_path_factory, decoy_paths):
+    """Two real decoys (one under a name with spaces and non-ASCII), and inputs that must fail."""
+    folder = tmp_path_factory.mktemp("batch")
+    shutil.copy(decoy_paths[0], folder / "good one.pdb.gz")
+    shutil.copy(decoy_paths[1], folder / "décoy ß.pdb.gz")
+    (folder / "empty.pdb").write_text("")
+    (folder / "junk.pdb").write_bytes(os.urandom(3000))
+    (folder / "seq.pdb").write_text(">A\nMKV\n")
+    (folder / "dir.pdb").mkdir()
+    os.symlink(folder / "nowhere.pdb", folder / "dangling.pdb")
+    text = gzip.decompress(decoy_paths[0].read_bytes()).decode()
+    chain = [line for line in text.splitlines() if line.startswith("ATOM")]
+    first_chain = chain[0][21]
+    (folder / "monomer.pdb").write_text("\n".join(line for line in chain if line[21] == first_chain))
+    return folder
+
+
+def test_egr_run_cli_mixed_batch_and_resume(tmp_path, mixed_batch):
+    outdir = tmp_path / "results"
+    cmd = [sys.executable, "-m", "egr.cli", "run", "--decoys", str(mixed_batch / "*"), "--outdir", str(outdir),
+           "--workers", "2", "--surface-backend", "builtin", "--quiet"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stderr  # some decoys failed
+    rows = {row["id"]: row for row in read_summary(outdir / "summary.tsv")}
+    assert list(read_summary(outdir / "summary.tsv")[0])[:4] == ["id", "input", "status", "reason"]
+    assert set(read_summary(outdir / "summary.tsv")[0]) == set(SUMMARY_COLUMNS)
+    assert rows["good_one"]["status"] == "ok" and rows["decoy"]["status"] == "ok"
+    assert rows["decoy"]["input"].endswith("décoy ß.pdb.gz")
+    expected_reasons = {
+        "empty": "empty", "junk": "binary", "seq": "FASTA", "dir": "directory", "dangling": "dangling",
+        "monomer": "only one protein chain",
+    }
+    for decoy_id, reason in expected_reasons.items():
+        assert rows[decoy_id]["status"] == "failed" and reason in rows[decoy_id]["reason"], rows[decoy_id]
+        assert "\n" not in rows[decoy_id]["reason"]
+        assert f"{reason}" in done.stderr
+    for decoy_id in ("good_one", "decoy"):
+        for suffix in ("_refined.pdb", "_plddt.csv", "_scores.json"):
+            assert (outdir / decoy_id / f"{decoy_id}{suffix}").stat().st_size > 0
+    assert not list(outdir.rglob("*.tmp"))
+
+    before = {p: p.stat().st_mtime_ns for p in outdir.rglob("*_refined.pdb")}
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 1
+    rows = {row["id"]: row for row in read_summary(outdir / "summary.tsv")}
+    assert rows["good_one"]["status"] == "skipped" and rows["decoy"]["status"] == "skipped"
+    assert rows["good_one"]["mean_plddt"] != ""
+    assert {p: p.stat().st_mtime_ns for p in outdir.rglob("*_refined.pdb")} == before
+
+
+def test_refined_outputs_keep_the_input_and_carry_plddt(tmp_path, decoy_paths):
+    decoy = next(p for p in decoy_paths if p.name.startswith("1AK4"))
+    rows = run(collect_inputs(str(decoy)), RunOptions(tmp_path, PrepOptions(surface_backend="builtin"), progress=False))
+    assert rows[0]["status"] == "ok"
+    decoy_id = rows[0]["id"]
+    original, _ = read_decoy(decoy)
+    refined, _ = read_decoy(tmp_path / decoy_id / f"{decoy_id}_refined.pdb")
+    for key in ("atom_names", "res_names", "chain_ids", "res_seq", "ins_codes"):
+        assert np.array_equal(getattr(refined, key), getattr(original, key)), key
+    shift = np.linalg.norm(refined.coords - original.coords, axis=1)
+    assert shift.max() < 0.05  # untrained near-identity weights barely move atoms
+    with (tmp_path / decoy_id / f"{decoy_id}_plddt.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == original.n_residues
+    plddt = np.array([float(r["plddt"]) for r in table])
+    assert np.all((plddt >= 0) & (plddt <= 1))
+    np.testing.assert_allclose(refined.b_factors, np.round(plddt[refined.residue_index] * 100, 2), atol=0.011)
+    scores = json.loads((tmp_path / decoy_id / f"{decoy_id}_scores.json").read_text())
+    assert scores["status"] == "ok" and scores["model"]["trained"] is False
+    assert 0 < scores["n_interface_residues"] < original.n_residues
+    assert set(scores["seconds"]) == {"ingest", "surface", "featurize", "refine"}
+    assert scores["surface_backend"] == {"C": "builtin", "D": "builtin"}
+
+
+def test_samplesheet_with_relative_paths_and_duplicate_ids(tmp_path, decoy_paths):
+    shutil.copy(decoy_paths[0], tmp_path / "a.pdb.gz")
+    sheet = tmp_path / "samples.csv"
+    sheet.write_text("id,decoy,native\nfirst,a.pdb.gz,\nfirst,a.pdb.gz,\n")
+    inputs = collect_inputs(samplesheet=sheet)
+    assert [i.id for i in inputs] == ["first", "first_2"]
+    assert inputs[0].path == tmp_path / "a.pdb.gz" and inputs[0].input == "a.pdb.gz"
+
+
+def test_large_complex_is_refined(tmp_path, small_decoy):
+    """A 60,000-atom complex: 49 copies of a real two-chain decoy on a grid, 98 chains with 2-letter IDs."""
+    text = gzip.decompress(small_decoy.read_bytes()).decode()
+    lines = [line for line in text.splitlines() if line.startswith("ATOM")]
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = []
+    for copy in range(49):
+        offset = np.array([copy % 7, (copy // 7) % 7, 0]) * 80.0
+        for line in lines:
+            chain = letters[copy // 26] + letters[copy % 26] if line[21] == "A" else letters[copy // 26].lower() + letters[copy % 26]
+            xyz = np.array([float(line[30:38]), float(line[38:46]), float(line[46:54])]) + offset
+            out.append(line[:20] + chain + line[22:30] + "".join(f"{v:8.3f}" for v in xyz) + line[54:])
+    big = tmp_path / "big.pdb"
+    big.write_text("\n".join(out) + "\nEND\n")
+    rows = run(collect_inputs(str(big)), RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"),
+                                                    progress=False))
+    assert rows[0]["status"] == "ok", rows[0]["reason"]
+    assert int(rows[0]["n_atoms"]) == 49 * len(lines) >= 60000
