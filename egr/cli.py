@@ -119,12 +119,16 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--ca-graph", is_flag=True, help="Use the Cα graph (needs Cα weights).")
+@click.option("--natives", type=click.Path(path_type=Path, file_okay=False),
+              help="Folder of natives, matched by name: the native named like the decoy ID or its longest prefix.")
+@click.option("--refiners", default="egr", show_default=True,
+              help="Comma-separated: egr plus any of openmm, modeller, galaxy (absent programs are skipped).")
 @click.option("--no-resume", is_flag=True, help="Redo decoys whose outputs are already complete.")
 @click.option("--no-intermediates", is_flag=True, help="Do not keep clean PDB, surface and graph files.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
-        msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, no_resume: bool,
-        no_intermediates: bool, quiet: bool) -> None:
+        msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, natives: Path | None,
+        refiners: str, no_resume: bool, no_intermediates: bool, quiet: bool) -> None:
     """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
 
     Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage.
@@ -139,9 +143,13 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
         click.echo(f"egr: error: {exc}", err=True)
         sys.exit(2)
     prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
-    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet)
+    methods = tuple(m.strip() for m in refiners.split(",") if m.strip())
+    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods)
     try:
         rows = run_all(inputs, options)
+    except InputError as exc:
+        click.echo(f"egr: error: {exc}", err=True)
+        sys.exit(2)
     except (OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
     failed = [r for r in rows if r["status"] == "failed"]
@@ -151,6 +159,38 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
     for row in failed:
         click.echo(f"egr: failed: {row['input']}: {row['reason']}", err=True)
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("native", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout.")
+def score(model: Path, native: Path, as_json: bool) -> None:
+    """DockQ, Fnat, fnonnat, iRMSD, LRMSD per interface and overall, and LDDT-Cα, of MODEL against NATIVE."""
+    from egr.metrics import ScoringError, score_command
+
+    try:
+        score_command(model, native, as_json)
+    except ScoringError as exc:
+        _fail(f"{model}: {exc}")
+
+
+@main.command()
+@click.argument("method", type=click.Choice(["openmm", "modeller", "galaxy"]))
+@click.argument("decoy", type=click.Path(path_type=Path))
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
+def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> None:
+    """Refine DECOY with a comparison refiner: writes <id>_<method>.pdb and <id>_<method>.json.
+
+    Exit status 0 when refined or skipped (program not installed; the reason is printed), 1 when failed.
+    """
+    from egr.baselines import baseline_command
+
+    result = baseline_command(method, decoy, outdir, decoy_id)
+    if result.status != "ok":
+        click.echo(f"egr: {method} {result.status}: {decoy}: {result.reason}", err=True)
+    sys.exit(1 if result.status == "failed" else 0)
 
 
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:

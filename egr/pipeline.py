@@ -27,7 +27,7 @@ class PrepOptions:
     surface_backend: str = "auto"  # auto | msms | builtin
     msms: str | None = None  # path to an MSMS executable
     ca_graph: bool = False
-    write_intermediates: bool = True  # clean PDB, surface and graph files beside the outputs
+    write_intermediates: bool = True  # surface and graph files beside the outputs (the clean PDB is always kept)
 
 
 def decoy_dir(outdir: Path, decoy_id: str) -> Path:
@@ -77,8 +77,7 @@ def prepare_decoy(decoy: Path, decoy_id: str, outdir: Path, options: PrepOptions
     seconds per step. Raises IngestError (bad input) or another exception (a step failed)."""
     seconds: dict[str, float] = {}
     began = time.perf_counter()
-    complex_, record = ingest_step(decoy, outdir, decoy_id, ca_only_ok=options.ca_graph,
-                                   write=options.write_intermediates)
+    complex_, record = ingest_step(decoy, outdir, decoy_id, ca_only_ok=options.ca_graph)
     seconds["ingest"] = time.perf_counter() - began
     began = time.perf_counter()
     surface = surface_step(complex_, outdir, decoy_id, options)

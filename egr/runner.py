@@ -1,9 +1,13 @@
-"""``egr run``: every decoy of a glob or samplesheet through ingest → surface → featurize → refine.
+"""``egr run``: every decoy of a glob or samplesheet through ingest → surface → featurize → refine,
+then the comparison refiners and, where a native exists, scoring.
 
-The CPU steps run in a pool of ``workers`` processes; inference runs in the main process in batches
-(one model in memory, GPU-friendly). A decoy that fails gets status ``failed`` and a one-line reason
-and the others go on; a decoy whose outputs from an earlier run are complete and valid (same input
-bytes, same weights) is ``skipped`` and keeps them. ``summary.tsv`` has one row per decoy.
+Three phases: (1) the CPU steps run in a pool of ``workers`` processes while inference runs in the
+main process in batches (one model in memory, GPU-friendly); (2) each comparison refiner named in
+``refiners`` runs on each decoy in the pool; (3) decoys with a native are scored in the pool. A decoy
+that fails gets status ``failed`` and a one-line reason and the others go on; a refiner that fails on
+one decoy fails only that decoy's cell for that method. Outputs from an earlier run that are complete
+and valid for the same input bytes and weights are reused (status ``skipped``). ``summary.tsv`` has
+one row per decoy.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,17 +28,28 @@ import torch
 from tqdm import tqdm
 
 from egr import __version__
+from egr.baselines import METHODS as BASELINE_METHODS
+from egr.baselines import run_baseline
+from egr.compare import lddt_agreement, match_native, native_index, score_methods
 from egr.io import atomic_write_json, atomic_write_text
+from egr.metrics import ScoringError
 from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
 from egr.refine import refine_bundles, write_outputs
 from egr.structure import IngestError, sanitize_id
 from egr.weights import ModelInfo, load_model
 
 SUMMARY_COLUMNS = (
-    "id", "input", "status", "reason", "mean_plddt", "interface_plddt", "n_chains", "n_residues", "n_atoms",
-    "rmsd_to_input", "surface_backend", "warnings",
+    "id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_chains", "n_residues",
+    "n_atoms", "rmsd_to_input", "surface_backend", "warnings",
     "seconds_ingest", "seconds_surface", "seconds_featurize", "seconds_refine", "seconds_total",
 )
+SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
+SCORE_COLUMNS = (
+    *(f"{metric}_{method}" for method in SCORE_METHODS for metric in ("dockq", "fnat", "irmsd", "lrmsd")),
+    *(f"delta_{metric}_{method}" for method in SCORE_METHODS[1:] for metric in ("dockq", "fnat", "irmsd", "lrmsd")),
+    "lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes",
+)
+BASELINE_COLUMNS = tuple(f"{kind}_{method}" for method in BASELINE_METHODS for kind in ("status", "seconds", "reason"))
 OUTPUT_SUFFIXES = ("_refined.pdb", "_plddt.csv", "_scores.json")
 
 
@@ -58,6 +73,8 @@ class RunOptions:
     workers: int = 1
     resume: bool = True
     progress: bool = True
+    natives: Path | None = None  # folder of natives matched to decoys by name (egr.compare)
+    refiners: tuple[str, ...] = ("egr",)  # egr and any of egr.baselines.METHODS
 
 
 class InputError(ValueError):
@@ -157,8 +174,54 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
     """Process all decoys and write ``summary.tsv``; returns the summary rows (one per decoy, input order)."""
     outdir = Path(options.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+    unknown = set(options.refiners) - {"egr", *BASELINE_METHODS}
+    if unknown:
+        raise ValueError(f"unknown refiner(s) {', '.join(sorted(unknown))}; choose from egr, {', '.join(BASELINE_METHODS)}")
+    inputs = attach_natives(inputs, options.natives)
     model, model_info = load_model(options.weights, options.device)
     _write_run_info(outdir, options, model_info, len(inputs))
+    pool = ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) if options.workers > 1 else None
+    try:
+        rows = _refine_all(inputs, options, model, model_info, pool)
+        live = [item for item in inputs if rows[item.id]["status"] != "failed"]
+        baselines = [m for m in BASELINE_METHODS if m in options.refiners]
+        tasks = [(item, outdir, method, options.resume) for item in live for method in baselines]
+        for (item, _, method, _), result in zip(tasks, _map(pool, _baseline, tasks)):
+            rows[item.id].update({f"status_{method}": result["status"], f"seconds_{method}": result["seconds"],
+                                  f"reason_{method}": result["reason"]})
+        tasks = [(item, outdir, baselines, options.resume) for item in live if item.native is not None]
+        for (item, *_), columns in zip(tasks, _map(pool, _score, tasks)):
+            rows[item.id].update(columns)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    ordered = [rows[item.id] for item in inputs]
+    write_summary(outdir / "summary.tsv", ordered)
+    return ordered
+
+
+def attach_natives(inputs: list[DecoyInput], natives: Path | None) -> list[DecoyInput]:
+    """Fill in each decoy's native from ``natives`` by name (egr.compare), where none was given."""
+    if natives is None:
+        return inputs
+    if not Path(natives).is_dir():
+        raise InputError(f"--natives {natives}: not a folder")
+    index = native_index(Path(natives))
+    return [item if item.native is not None else
+            DecoyInput(item.id, item.input, item.path, match_native(item.id, index)) for item in inputs]
+
+
+def _map(pool: ProcessPoolExecutor | None, function, tasks: list[tuple]):
+    """Results of ``function(*task)`` in task order, in the pool when there is one."""
+    if pool is None:
+        return (function(*task) for task in tasks)
+    return pool.map(function, *zip(*tasks)) if tasks else iter(())
+
+
+def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info: ModelInfo,
+                pool: ProcessPoolExecutor | None) -> dict[str, dict]:
+    """Phase 1: prepare in the pool, refine in batches here; returns a summary row per decoy ID."""
+    outdir = Path(options.outdir)
     rows: dict[str, dict] = {}
     todo = []
     for item in inputs:
@@ -183,31 +246,75 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
         bar.update(len(pending))
         pending.clear()
 
-    def accept(item: DecoyInput, result) -> None:
-        bundle, record = result
+    tasks = [(item, outdir, options.prep) for item in todo]
+    for item, (bundle, record) in zip(todo, _map(pool, _prepare, tasks)):
         if bundle is None:
             rows[item.id] = _fail(item, outdir, record, {})
             bar.update(1)
-            return
+            continue
         pending.append((item, bundle, record))
         if len(pending) >= options.batch_size:
             flush()
-
-    if options.workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) as pool:
-            futures: list[tuple[DecoyInput, Future]] = [
-                (item, pool.submit(_prepare, item, outdir, options.prep)) for item in todo
-            ]
-            for item, future in futures:
-                accept(item, future.result())
-    else:
-        for item in todo:
-            accept(item, _prepare(item, outdir, options.prep))
     flush()
     bar.close()
-    ordered = [rows[item.id] for item in inputs]
-    write_summary(outdir / "summary.tsv", ordered)
-    return ordered
+    return rows
+
+
+def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict:
+    """Worker: one comparison refiner on one decoy; writes ``<id>_<method>.pdb`` and ``.json``."""
+    folder = decoy_dir(outdir, item.id)
+    record_path = folder / f"{item.id}_{method}.json"
+    sha = input_sha256(item.path)
+    if resume and record_path.is_file():
+        try:
+            earlier = json.loads(record_path.read_text())
+        except ValueError:
+            earlier = {}
+        output = earlier.get("output")
+        if earlier.get("status") == "ok" and earlier.get("input_sha256") == sha and output and Path(output).is_file():
+            return earlier
+    result = run_baseline(method, item.path, folder / f"{item.id}_{method}.pdb")
+    record = {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": sha}
+    atomic_write_json(record_path, record)
+    return record
+
+
+def _score(item: DecoyInput, outdir: Path, baselines: list[str], resume: bool) -> dict:
+    """Worker: score every method's structure of one decoy against its native (cached by content)."""
+    folder = decoy_dir(outdir, item.id)
+    structures = {"decoy": folder / f"{item.id}_clean.pdb", "egr": folder / f"{item.id}_refined.pdb"}
+    structures.update({m: folder / f"{item.id}_{m}.pdb" for m in baselines if (folder / f"{item.id}_{m}.pdb").is_file()})
+    target = sanitize_id(item.native)
+    if not item.native.is_file():
+        return {"target": target, "score_notes": f"native not found: {item.native}"}
+    fingerprint = {"native": input_sha256(item.native), **{m: input_sha256(p) for m, p in structures.items()}}
+    cache = folder / f"{item.id}_native_scores.json"
+    if resume and cache.is_file():
+        try:
+            earlier = json.loads(cache.read_text())
+            if earlier.get("fingerprint") == fingerprint:
+                return earlier["columns"]
+        except (ValueError, KeyError):
+            pass
+    columns: dict = {"target": target}
+    try:
+        scores, notes = score_methods(item.native, structures)
+        columns.update(scores)
+        plddt_rows = _read_plddt(folder / f"{item.id}_plddt.csv")
+        columns.update(lddt_agreement(structures["egr"], item.native, plddt_rows, folder / f"{item.id}_lddt.csv"))
+    except ScoringError as exc:
+        notes = [f"not scored against {item.native.name}: {exc}"]
+    except Exception as exc:  # a scoring crash belongs to this decoy's score cells alone
+        notes = [f"scoring failed: {_one_line(exc)}"]
+    columns["score_notes"] = " | ".join(notes)
+    atomic_write_json(cache, {"native": str(item.native), "fingerprint": fingerprint, "columns": columns})
+    return columns
+
+
+def _read_plddt(path: Path) -> list[tuple[str, int, str, str, float]]:
+    with path.open(newline="") as handle:
+        return [(r["chain"], int(r["resseq"]), r["icode"], r["resname"], float(r["plddt"]) if r["plddt"] else float("nan"))
+                for r in csv.DictReader(handle)]
 
 
 def _refine_each(bundles: list, model, options: RunOptions) -> list:
@@ -242,6 +349,7 @@ def _summary_row(item: DecoyInput, scores: dict, status: str, reason: str) -> di
     backends = scores.get("surface_backend") or {}
     return {
         "id": item.id, "input": item.input, "status": status, "reason": reason,
+        "target": sanitize_id(item.native) if item.native else "",
         "mean_plddt": scores.get("mean_plddt"), "interface_plddt": scores.get("interface_plddt"),
         "n_chains": len(scores["chains"]) if scores.get("chains") else None,
         "n_residues": scores.get("n_residues"), "n_atoms": scores.get("n_atoms"),
@@ -254,8 +362,11 @@ def _summary_row(item: DecoyInput, scores: dict, status: str, reason: str) -> di
 
 
 def write_summary(path: Path, rows: list[dict]) -> None:
+    """TSV with the fixed columns first, then the score and refiner columns that any row has."""
+    present = {key for row in rows for key, value in row.items() if value not in (None, "")}
+    columns = [*SUMMARY_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS) if c in present)]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(SUMMARY_COLUMNS), delimiter="\t", lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
     for row in rows:
