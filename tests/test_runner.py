@@ -126,3 +126,28 @@ def test_large_complex_is_refined(tmp_path, small_decoy):
                                                     progress=False))
     assert rows[0]["status"] == "ok", rows[0]["reason"]
     assert int(rows[0]["n_atoms"]) == 49 * len(lines) >= 60000
+
+
+def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_paths):
+    natives = Path(__file__).parent / "data" / "natives"
+    chosen = [p for p in decoy_paths if p.name.startswith(("2X9A", "kq_1kq1_pdb1_1_HDOCK"))]
+    sheet = tmp_path / "samples.csv"
+    wrong_native = natives / "1AK4.pdb.gz"  # a different protein: DockQ cannot pair the chains
+    sheet.write_text("id,decoy,native\n" + "".join(f"{p.name.split('.')[0]},{p},\n" for p in chosen)
+                     + f"mismatch,{chosen[0]},{wrong_native}\n")
+    options = RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"), progress=False, natives=natives)
+    rows = {r["id"]: r for r in run(collect_inputs(samplesheet=sheet), options)}
+    hdock = rows["kq_1kq1_pdb1_1_HDOCK"]
+    assert hdock["target"] == "kq_1kq1_pdb1_1"
+    assert hdock["dockq_decoy"] == pytest.approx(0.8543, abs=1e-3)  # labels.csv value for this decoy
+    assert abs(hdock["delta_dockq_egr"]) < 0.01  # near-identity weights barely change the structure
+    assert rows["2X9A_unbound"]["dockq_decoy"] == pytest.approx(0.7463, abs=1e-3)
+    lddt = (tmp_path / "out" / "2X9A_unbound" / "2X9A_unbound_lddt.csv").read_text().splitlines()
+    assert lddt[0] == "chain,resseq,icode,resname,plddt,true_lddt" and len(lddt) > 100
+    mismatch = rows["mismatch"]
+    assert mismatch["status"] == "ok" and mismatch["target"] == "1AK4"
+    assert "dockq_decoy" not in mismatch and "not scored" in mismatch["score_notes"]
+    header = (tmp_path / "out" / "summary.tsv").read_text().splitlines()[0].split("\t")
+    assert {"dockq_decoy", "dockq_egr", "delta_dockq_egr", "lddt_pearson"} <= set(header)
+    summary = {r["id"]: r for r in read_summary(tmp_path / "out" / "summary.tsv")}
+    assert summary["mismatch"]["dockq_egr"] == ""  # not computable: empty, never 0
