@@ -41,7 +41,7 @@ from egr.weights import ModelInfo, load_model
 SUMMARY_COLUMNS = (
     "id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_chains", "n_residues",
     "n_atoms", "rmsd_to_input", "surface_backend", "warnings",
-    "seconds_ingest", "seconds_surface", "seconds_featurize", "seconds_refine", "seconds_total",
+    "seconds_ingest", "seconds_surface", "seconds_featurize", "seconds_refine", "seconds_total", "seconds_egr",
 )
 SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
 SCORE_COLUMNS = (
@@ -358,6 +358,8 @@ def _summary_row(item: DecoyInput, scores: dict, status: str, reason: str) -> di
         "warnings": " | ".join(scores.get("warnings", [])),
         **{f"seconds_{s}": seconds.get(s) for s in steps},
         "seconds_total": round(total, 4) if total is not None else None,
+        # the same wall time under the per-method name the comparison refiners use (seconds_openmm, …)
+        "seconds_egr": round(total, 4) if total is not None else None,
     }
 
 
