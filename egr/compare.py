@@ -9,7 +9,7 @@ left out (an empty cell), never written as 0.
 
 Natives are found by the samplesheet's ``native`` column or, with ``--natives DIR``, by name: the native
 whose sanitised file name (extensions removed) equals the decoy ID or is its longest prefix followed by
-``_``, ``-`` or ``.`` (``1AK4.pdb`` serves ``1AK4_ti5-itw_212w``).
+``_`` (``1AK4.pdb`` serves ``1AK4_ti5-itw_212w``). The Nextflow pipeline applies the same rule.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def native_index(natives_dir: Path) -> dict[str, Path]:
 def match_native(decoy_id: str, natives: dict[str, Path]) -> Path | None:
     """The native for ``decoy_id`` by the longest-prefix rule of the module docstring, or None."""
     candidates = [name for name in natives
-                  if decoy_id == name or (decoy_id.startswith(name) and decoy_id[len(name)] in "_-.")]
+                  if decoy_id == name or decoy_id.startswith(f"{name}_")]
     return natives[max(candidates, key=len)] if candidates else None
 
 

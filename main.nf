@@ -1,0 +1,46 @@
+#!/usr/bin/env nextflow
+/*
+========================================================================================
+    egr-nf: refine protein-complex decoys with EGR
+========================================================================================
+    nextflow run main.nf -profile test,docker --outdir results
+    nextflow run main.nf -profile singularity --decoys 'decoys/*.pdb.gz' --outdir results
+    Docs: docs/nextflow.md. The same steps run without Nextflow as `egr run`.
+----------------------------------------------------------------------------------------
+*/
+
+include { PIPELINE_INITIALISATION } from './subworkflows/local/utils_egr_pipeline'
+include { EGR                     } from './workflows/egr.nf'
+include { SPLIT                   } from './workflows/split.nf'
+
+workflow {
+
+    PIPELINE_INITIALISATION(
+        params.version,
+        params.validate_params,
+        params.input,
+        params.decoys,
+        params.natives
+    )
+
+    if (params.workflow == 'split') {
+        SPLIT(PIPELINE_INITIALISATION.out.samples)
+    } else {
+        // --weights names the .safetensors file; its JSON model card sits beside it.
+        ch_weights = params.weights
+            ? Channel.value([ file(params.weights, checkIfExists: true), file(params.weights.replaceFirst(/\.safetensors$/, '.json'), checkIfExists: true) ])
+            : Channel.value([ [], [] ])
+        EGR(
+            PIPELINE_INITIALISATION.out.samples,
+            ch_weights,
+            params.refiners.tokenize(','),
+            params.batch_size
+        )
+    }
+}
+
+workflow.onComplete {
+    log.info(workflow.success
+        ? "egr-nf: done. Results in ${params.outdir}; report: ${params.outdir}/report.html"
+        : "egr-nf: stopped with an error. Task logs: ${params.outdir}/pipeline_info/execution_trace_*.txt and the work directories it names.")
+}

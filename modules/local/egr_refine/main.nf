@@ -1,0 +1,52 @@
+// EGR inference on a batch of graphs: refined all-atom structure, per-residue predicted
+// LDDT-Cα and decoy-level QA for every graph. Batching several decoys per task pays the
+// model start-up (and, with --use_gpu, the GPU job) once per batch. ext.args carries
+// `--device cuda|cpu` and `--batch-size`.
+process EGR_REFINE {
+    tag "${meta.id}"
+    label 'process_medium'
+    label 'process_gpu'
+    container 'egr-nf/egr:0.1.0'
+
+    input:
+    tuple val(meta), path(graphs)         // meta.id names the batch; graphs are <id>_graph.pt files
+    tuple path(weights), path(model_card) // W.safetensors and its W.json sidecar; [] and [] for the shipped model
+
+    output:
+    // One <id>/ folder per graph of the batch; the workflow splits them back per decoy.
+    tuple val(meta), path("*/*_refined.pdb"), emit: refined
+    tuple val(meta), path("*/*_plddt.csv")  , emit: plddt
+    tuple val(meta), path("*/*_scores.json"), emit: scores
+    path "versions.yml"                     , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    def weights_arg = weights ? "--weights ${weights}" : ''
+    """
+    egr refine ${graphs} --outdir . ${weights_arg} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+        torch: \$(python -c 'import torch; print(torch.__version__)')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    for graph in ${graphs}; do
+        id=\$(basename "\$graph" _graph.pt)
+        mkdir -p "\$id"
+        touch "\$id/\${id}_refined.pdb" "\$id/\${id}_plddt.csv" "\$id/\${id}_scores.json"
+    done
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+        torch: 2.13.0
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,39 @@
+// Build EGR's all-atom graph (k = 20 nearest neighbours, node and edge features) from the
+// cleaned structure and its surface.
+process FEATURIZE {
+    tag "${meta.id}"
+    label 'process_single'
+    container 'egr-nf/egr:0.1.0'
+
+    input:
+    tuple val(meta), path(clean), path(surface)
+
+    output:
+    tuple val(meta), path("${meta.id}/${meta.id}_graph.pt"), emit: graph
+    path "versions.yml"                                     , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    egr featurize ${clean} --surface ${surface} --outdir . --id ${meta.id} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p ${meta.id}
+    touch ${meta.id}/${meta.id}_graph.pt
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,43 @@
+// Baseline: GalaxyRefineComplex. The program is not redistributable, so its image is built by
+// the user with their copy (containers/galaxyrefinecomplex/); without it the step records a skip.
+// The refined model is optional: when the refiner is missing or fails on this decoy, the JSON
+// says why (status, reason) and the pipeline goes on.
+process GALAXYREFINECOMPLEX {
+    tag "${meta.id}"
+    label 'process_low'
+    container 'egr-nf/galaxyrefinecomplex:0.1.0'
+
+    input:
+    tuple val(meta), path(structure)
+
+    output:
+    tuple val(meta), path("${meta.id}/${meta.id}_galaxy.pdb") , emit: pdb, optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_galaxy.json"), emit: json
+    path "versions.yml"                                         , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    egr baseline galaxy ${structure} --outdir . --id ${meta.id} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p ${meta.id}
+    touch ${meta.id}/${meta.id}_galaxy.pdb
+    echo '{}' > ${meta.id}/${meta.id}_galaxy.json
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,43 @@
+// Baseline: Modeller refinement of the complex. Modeller needs a licence key, so its image is
+// built by the user (containers/modeller/); without Modeller the step records a skip.
+// The refined model is optional: when the refiner is missing or fails on this decoy, the JSON
+// says why (status, reason) and the pipeline goes on.
+process MODELLER_REFINE {
+    tag "${meta.id}"
+    label 'process_low'
+    container 'egr-nf/modeller:0.1.0'
+
+    input:
+    tuple val(meta), path(structure)
+
+    output:
+    tuple val(meta), path("${meta.id}/${meta.id}_modeller.pdb") , emit: pdb, optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_modeller.json"), emit: json
+    path "versions.yml"                                         , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    egr baseline modeller ${structure} --outdir . --id ${meta.id} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p ${meta.id}
+    touch ${meta.id}/${meta.id}_modeller.pdb
+    echo '{}' > ${meta.id}/${meta.id}_modeller.json
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+    END_VERSIONS
+    """
+}

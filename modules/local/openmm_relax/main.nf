@@ -1,0 +1,45 @@
+// Baseline: restrained AMBER14 minimisation with OpenMM (pdbfixer completes missing atoms
+// first), the physics-based reference EGR is compared with.
+// The refined model is optional: when the refiner is missing or fails on this decoy, the JSON
+// says why (status, reason) and the pipeline goes on.
+process OPENMM_RELAX {
+    tag "${meta.id}"
+    label 'process_low'
+    container 'egr-nf/egr:0.1.0'
+
+    input:
+    tuple val(meta), path(structure)
+
+    output:
+    tuple val(meta), path("${meta.id}/${meta.id}_openmm.pdb") , emit: pdb, optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_openmm.json"), emit: json
+    path "versions.yml"                                         , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    egr baseline openmm ${structure} --outdir . --id ${meta.id} ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+        openmm: \$(python -c 'import openmm; print(openmm.__version__)')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    mkdir -p ${meta.id}
+    touch ${meta.id}/${meta.id}_openmm.pdb
+    echo '{}' > ${meta.id}/${meta.id}_openmm.json
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+        openmm: 8.6.1
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,38 @@
+// The self-contained HTML report (report.html) and the same tables as MultiQC custom content
+// (*_mqc.tsv / *_mqc.yaml; MultiQC only picks up files named so).
+process REPORT {
+    label 'process_single'
+    container 'egr-nf/egr:0.1.0'
+
+    input:
+    path results, stageAs: 'results/*'   // per-decoy files plus summary.tsv and evaluation.tsv
+
+    output:
+    path "report.html"              , emit: html
+    path "*_mqc.{tsv,yaml}"         , emit: mqc
+    path "versions.yml"             , emit: versions
+
+    when:
+    task.ext.when == null || task.ext.when
+
+    script:
+    def args = task.ext.args ?: ''
+    """
+    egr report results --outdir . ${args}
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: \$(egr --version 2>&1 | sed 's/.* //')
+    END_VERSIONS
+    """
+
+    stub:
+    """
+    touch report.html egr_summary_mqc.tsv
+
+    cat <<-END_VERSIONS > versions.yml
+    "${task.process}":
+        egr: 0.1.0
+    END_VERSIONS
+    """
+}

@@ -1,0 +1,45 @@
+/*
+    The baseline refiners chosen with --refiners, each on the cleaned decoy, so the report can
+    put EGR side by side with them. A refiner that is not installed in its container records
+    a skip (JSON with its reason) instead of a model.
+*/
+
+include { OPENMM_RELAX        } from '../../../modules/local/openmm_relax'
+include { MODELLER_REFINE     } from '../../../modules/local/modeller_refine'
+include { GALAXYREFINECOMPLEX } from '../../../modules/local/galaxyrefinecomplex'
+
+workflow RUN_BASELINES {
+
+    take:
+    ch_clean // channel: [ val(meta), path(<id>_clean.pdb) ]
+    refiners // list   : refiner names from --refiners
+
+    main:
+    ch_models   = Channel.empty()
+    ch_json     = Channel.empty()
+    ch_versions = Channel.empty()
+
+    if ('openmm' in refiners) {
+        OPENMM_RELAX(ch_clean)
+        ch_models   = ch_models.mix(OPENMM_RELAX.out.pdb.map { meta, pdb -> [ meta + [ model: 'openmm' ], pdb ] })
+        ch_json     = ch_json.mix(OPENMM_RELAX.out.json)
+        ch_versions = ch_versions.mix(OPENMM_RELAX.out.versions.first())
+    }
+    if ('modeller' in refiners) {
+        MODELLER_REFINE(ch_clean)
+        ch_models   = ch_models.mix(MODELLER_REFINE.out.pdb.map { meta, pdb -> [ meta + [ model: 'modeller' ], pdb ] })
+        ch_json     = ch_json.mix(MODELLER_REFINE.out.json)
+        ch_versions = ch_versions.mix(MODELLER_REFINE.out.versions.first())
+    }
+    if ('galaxy' in refiners) {
+        GALAXYREFINECOMPLEX(ch_clean)
+        ch_models   = ch_models.mix(GALAXYREFINECOMPLEX.out.pdb.map { meta, pdb -> [ meta + [ model: 'galaxy' ], pdb ] })
+        ch_json     = ch_json.mix(GALAXYREFINECOMPLEX.out.json)
+        ch_versions = ch_versions.mix(GALAXYREFINECOMPLEX.out.versions.first())
+    }
+
+    emit:
+    models   = ch_models   // channel: [ val(meta + model), path(<id>_<refiner>.pdb) ]
+    json     = ch_json     // channel: [ val(meta), path(<id>_<refiner>.json) ]
+    versions = ch_versions // channel: path(versions.yml)
+}

@@ -1,0 +1,84 @@
+/*
+    Start of a run: --version, parameter validation against nextflow_schema.json, and the input
+    channel of decoys, the same whether they come from --input or from --decoys/--natives.
+*/
+
+include { validateParameters; paramsSummaryLog; samplesheetToList } from 'plugin/nf-schema'
+
+workflow PIPELINE_INITIALISATION {
+
+    take:
+    version         // boolean: print the version and stop
+    validate_params // boolean: validate params against nextflow_schema.json
+    input           // string : samplesheet (id,decoy[,native]) or null
+    decoys          // string : glob of decoy files or null
+    natives         // string : folder of natives (with --decoys) or null
+
+    main:
+    if (version) {
+        log.info "${workflow.manifest.name} ${workflow.manifest.version}"
+        System.exit(0)
+    }
+    if (validate_params) {
+        validateParameters()
+    }
+    log.info paramsSummaryLog(workflow)
+
+    if (!input == !decoys) {
+        error "Give exactly one of --input (a samplesheet) or --decoys (a quoted glob)."
+    }
+
+    if (input) {
+        // Relative paths in a samplesheet are taken from the samplesheet's own folder, as
+        // `egr run --input` does, so one samplesheet works from any launch directory.
+        def base = file(input).parent
+        ch_samples = Channel
+            .fromList(samplesheetToList(input, "${projectDir}/assets/schema_input.json"))
+            .map { meta, decoy, reference -> [ meta, base.resolve(decoy), reference ? base.resolve(reference) : [] ] }
+    } else {
+        // A decoy's native is the file in --natives whose id is the decoy's id or its longest
+        // prefix ending before a '_': decoys/1AK4_model_3.pdb -> natives/1AK4.pdb.gz.
+        ch_native_by_id = natives
+            ? Channel.fromPath("${natives}/*", checkIfExists: true).map { f -> [ decoyId(f), f ] }.toList().map { pairs -> pairs.collectEntries() }
+            : Channel.value([:])
+        ch_samples = Channel
+            .fromPath(decoys, checkIfExists: true)
+            .map { f -> [ [ id: decoyId(f) ], f ] }
+            .combine(ch_native_by_id)
+            .map { meta, decoy, native_by_id -> [ meta, decoy, nativeFor(meta.id, native_by_id) ?: [] ] }
+    }
+
+    // Every decoy id names an output folder: two decoys with one id would overwrite each
+    // other's results, so stop before any work is done.
+    ch_samples
+        .map { meta, decoy, reference -> meta.id }
+        .toList()
+        .map { ids -> ids.countBy { id -> id }.findAll { id, n -> n > 1 }.keySet() }
+        .filter { duplicates -> duplicates }
+        .map { duplicates -> error("Several decoys share the id(s) ${duplicates.join(', ')}: rename them or give explicit ids with --input.") }
+
+    emit:
+    samples = ch_samples // channel: [ val(meta), path(decoy), path(reference) or [] ]
+}
+
+// The decoy id `egr` derives from a file name (egr.structure.sanitize_id): the name without its
+// structure suffixes (.gz .pdb .ent .cif .mmcif .pdbx), accents dropped, and every run of
+// characters other than letters, digits, '.', '_' and '-' replaced by '_'.
+// tests/test_nextflow.py checks this against the Python function.
+def decoyId(path) {
+    def name = path instanceof String ? path : path.name
+    while (name =~ /(?i)^.+\.(gz|pdb|ent|cif|mmcif|pdbx)$/) {
+        name = name.replaceFirst(/\.[^.]*$/, '')
+    }
+    def ascii = java.text.Normalizer.normalize(name, java.text.Normalizer.Form.NFKD).replaceAll(/[^\x00-\x7F]/, '')
+    def safe = ascii.replaceAll(/[^A-Za-z0-9._-]+/, '_').replaceAll(/^[._-]+|[._-]+$/, '')
+    return safe ?: 'decoy'
+}
+
+// The native of decoy `id` among natives keyed by their ids (see --natives): an exact id match,
+// else the longest native id that starts the decoy id followed by '_'. null when none.
+// tests/test_nextflow.py checks this on the bundled test data.
+def nativeFor(id, native_by_id) {
+    def key = native_by_id.keySet().findAll { n -> id == n || id.startsWith(n + '_') }.max { n -> n.size() }
+    return key ? native_by_id[key] : null
+}

