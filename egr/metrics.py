@@ -623,37 +623,43 @@ def _json_ready(value: object) -> object:
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
     return value
 
 
-def score_command(model: Path, native: Path, as_json: bool) -> None:
-    """Body of ``egr score MODEL NATIVE [--json]``: DockQ plus mean LDDT-Cα, printed to stdout.
-
-    With ``as_json`` one JSON object is printed (keys of :class:`DockQScores` plus ``model``,
-    ``native``, ``lddt_ca_mean`` and ``lddt_ca_residues``); otherwise a human-readable table.
-    Raises ScoringError (one-line message) when the pair cannot be scored.
-    """
+def score_report(model: Path, native: Path) -> dict:
+    """What ``egr score --json`` prints: the keys of :class:`DockQScores` plus ``model``, ``native``,
+    ``lddt_ca_mean``, ``lddt_ca_residues`` and ``residues`` (per model residue: chain, resseq, icode,
+    resname, lddt; None where undefined). JSON-ready (no NaN). Raises ScoringError."""
     model, native = Path(model), Path(native)
     scores = dockq_scores(model, native)
     residues = per_residue_lddt(model, native, scores["chain_map"])
     values = np.array([r.lddt for r in residues], dtype=float)
     scored = int(np.isfinite(values).sum())
-    lddt_mean = float(np.nanmean(values)) if scored else math.nan
+    report = {"model": str(model), "native": str(native), **scores,
+              "lddt_ca_mean": float(np.nanmean(values)) if scored else math.nan, "lddt_ca_residues": scored,
+              "residues": [[r.chain, r.resseq, r.icode, r.resname, r.lddt] for r in residues]}
+    return _json_ready(report)
+
+
+def score_command(model: Path, native: Path, as_json: bool) -> None:
+    """Body of ``egr score MODEL NATIVE [--json]``: with ``as_json`` one JSON object
+    (:func:`score_report`) on stdout, otherwise a human-readable table. Raises ScoringError."""
+    report = score_report(model, native)
     if as_json:
-        report = {"model": str(model), "native": str(native), **scores}
-        report["lddt_ca_mean"] = lddt_mean
-        report["lddt_ca_residues"] = scored
-        json.dump(_json_ready(report), sys.stdout, allow_nan=False)
+        json.dump(report, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
         return
+    lddt = report["lddt_ca_mean"]
     print(f"model        {model}")
     print(f"native       {native}")
-    print(f"mapping      {scores['mapping']} (model:native), allowed mismatches {scores['allowed_mismatches']}")
-    print(f"GlobalDockQ  {scores['global_dockq']:.3f}")
-    print(f"LDDT-Ca      {lddt_mean:.3f} (mean over {scored} residues)")
+    print(f"mapping      {report['mapping']} (model:native), allowed mismatches {report['allowed_mismatches']}")
+    print(f"GlobalDockQ  {report['global_dockq']:.3f}")
+    print(f"LDDT-Ca      {'-' if lddt is None else f'{lddt:.3f}'} (mean over {report['lddt_ca_residues']} residues)")
     columns = ("native", "model", "DockQ", "Fnat", "fnonnat", "iRMSD", "LRMSD", "F1", "clashes")
     print("  ".join(f"{c:>7}" for c in columns))
-    for row in scores["interfaces"].values():
+    for row in report["interfaces"].values():
         cells = [row["native_chains"], row["model_chains"]]
         cells += [f"{row[k]:.3f}" for k in ("dockq", "fnat", "fnonnat", "irmsd", "lrmsd", "f1")]
         cells.append(str(row["clashes"]))

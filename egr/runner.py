@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import io
 import json
 import os
 import sys
@@ -30,26 +29,14 @@ from tqdm import tqdm
 from egr import __version__
 from egr.baselines import METHODS as BASELINE_METHODS
 from egr.baselines import run_baseline
-from egr.compare import lddt_agreement, match_native, native_index, score_methods
-from egr.io import atomic_write_json, atomic_write_text
-from egr.metrics import ScoringError
+from egr.compare import match_native, native_index, write_score_file
+from egr.io import atomic_write_json
 from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
 from egr.refine import refine_bundles, write_outputs
 from egr.structure import IngestError, sanitize_id
+from egr.summary import decoy_row, write_summary
 from egr.weights import ModelInfo, load_model
 
-SUMMARY_COLUMNS = (
-    "id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_chains", "n_residues",
-    "n_atoms", "rmsd_to_input", "surface_backend", "warnings",
-    "seconds_ingest", "seconds_surface", "seconds_featurize", "seconds_refine", "seconds_total", "seconds_egr",
-)
-SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
-SCORE_COLUMNS = (
-    *(f"{metric}_{method}" for method in SCORE_METHODS for metric in ("dockq", "fnat", "irmsd", "lrmsd")),
-    *(f"delta_{metric}_{method}" for method in SCORE_METHODS[1:] for metric in ("dockq", "fnat", "irmsd", "lrmsd")),
-    "lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes",
-)
-BASELINE_COLUMNS = tuple(f"{kind}_{method}" for method in BASELINE_METHODS for kind in ("status", "seconds", "reason"))
 OUTPUT_SUFFIXES = ("_refined.pdb", "_plddt.csv", "_scores.json")
 
 
@@ -182,22 +169,26 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
     _write_run_info(outdir, options, model_info, len(inputs))
     pool = ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) if options.workers > 1 else None
     try:
-        rows = _refine_all(inputs, options, model, model_info, pool)
-        live = [item for item in inputs if rows[item.id]["status"] != "failed"]
+        status = _refine_all(inputs, options, model, model_info, pool)
+        live = [item for item in inputs if status[item.id] != "failed"]
         baselines = [m for m in BASELINE_METHODS if m in options.refiners]
         tasks = [(item, outdir, method, options.resume) for item in live for method in baselines]
-        for (item, _, method, _), result in zip(tasks, _map(pool, _baseline, tasks)):
-            rows[item.id].update({f"status_{method}": result["status"], f"seconds_{method}": result["seconds"],
-                                  f"reason_{method}": result["reason"]})
-        tasks = [(item, outdir, baselines, options.resume) for item in live if item.native is not None]
-        for (item, *_), columns in zip(tasks, _map(pool, _score, tasks)):
-            rows[item.id].update(columns)
+        list(_map(pool, _baseline, tasks))
+        tasks = [(item, outdir, method, options.resume) for item in live if item.native is not None
+                 for method in ("decoy", "egr", *baselines)]
+        list(_map(pool, _score, tasks))
     finally:
         if pool is not None:
             pool.shutdown()
-    ordered = [rows[item.id] for item in inputs]
-    write_summary(outdir / "summary.tsv", ordered)
-    return ordered
+    rows = []
+    for item in inputs:
+        row = decoy_row(decoy_dir(outdir, item.id) / f"{item.id}_scores.json")
+        row["input"] = item.input
+        if status[item.id] == "skipped":
+            row.update(status="skipped", reason="outputs complete from an earlier run")
+        rows.append(row)
+    write_summary(outdir / "summary.tsv", rows)
+    return rows
 
 
 def attach_natives(inputs: list[DecoyInput], natives: Path | None) -> list[DecoyInput]:
@@ -219,15 +210,14 @@ def _map(pool: ProcessPoolExecutor | None, function, tasks: list[tuple]):
 
 
 def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info: ModelInfo,
-                pool: ProcessPoolExecutor | None) -> dict[str, dict]:
-    """Phase 1: prepare in the pool, refine in batches here; returns a summary row per decoy ID."""
+                pool: ProcessPoolExecutor | None) -> dict[str, str]:
+    """Phase 1: prepare in the pool, refine in batches here; returns the status per decoy ID."""
     outdir = Path(options.outdir)
-    rows: dict[str, dict] = {}
+    rows: dict[str, str] = {}
     todo = []
     for item in inputs:
-        done = completed_scores(item, outdir, model_info) if options.resume else None
-        if done is not None:
-            rows[item.id] = _summary_row(item, done, "skipped", "outputs complete from an earlier run")
+        if options.resume and completed_scores(item, outdir, model_info) is not None:
+            rows[item.id] = "skipped"
         else:
             todo.append(item)
     bar = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc="decoys", unit="decoy",
@@ -240,9 +230,9 @@ def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info
             if isinstance(outcome, str):
                 rows[item.id] = _fail(item, outdir, outcome, record)
             else:
-                record["input_sha256"] = input_sha256(item.path)
-                scores = write_outputs(bundle, outcome, outdir, model_info, options.device, record)
-                rows[item.id] = _summary_row(item, scores, "ok", "")
+                record.update(input=item.input, input_sha256=input_sha256(item.path))
+                write_outputs(bundle, outcome, outdir, model_info, options.device, record)
+                rows[item.id] = "ok"
         bar.update(len(pending))
         pending.clear()
 
@@ -279,42 +269,13 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
     return record
 
 
-def _score(item: DecoyInput, outdir: Path, baselines: list[str], resume: bool) -> dict:
-    """Worker: score every method's structure of one decoy against its native (cached by content)."""
+def _score(item: DecoyInput, outdir: Path, method: str, resume: bool) -> None:
+    """Worker: ``<id>_<method>_dockq.json`` of one structure against the decoy's native."""
     folder = decoy_dir(outdir, item.id)
-    structures = {"decoy": folder / f"{item.id}_clean.pdb", "egr": folder / f"{item.id}_refined.pdb"}
-    structures.update({m: folder / f"{item.id}_{m}.pdb" for m in baselines if (folder / f"{item.id}_{m}.pdb").is_file()})
-    target = sanitize_id(item.native)
-    if not item.native.is_file():
-        return {"target": target, "score_notes": f"native not found: {item.native}"}
-    fingerprint = {"native": input_sha256(item.native), **{m: input_sha256(p) for m, p in structures.items()}}
-    cache = folder / f"{item.id}_native_scores.json"
-    if resume and cache.is_file():
-        try:
-            earlier = json.loads(cache.read_text())
-            if earlier.get("fingerprint") == fingerprint:
-                return earlier["columns"]
-        except (ValueError, KeyError):
-            pass
-    columns: dict = {"target": target}
-    try:
-        scores, notes = score_methods(item.native, structures)
-        columns.update(scores)
-        plddt_rows = _read_plddt(folder / f"{item.id}_plddt.csv")
-        columns.update(lddt_agreement(structures["egr"], item.native, plddt_rows, folder / f"{item.id}_lddt.csv"))
-    except ScoringError as exc:
-        notes = [f"not scored against {item.native.name}: {exc}"]
-    except Exception as exc:  # a scoring crash belongs to this decoy's score cells alone
-        notes = [f"scoring failed: {_one_line(exc)}"]
-    columns["score_notes"] = " | ".join(notes)
-    atomic_write_json(cache, {"native": str(item.native), "fingerprint": fingerprint, "columns": columns})
-    return columns
-
-
-def _read_plddt(path: Path) -> list[tuple[str, int, str, str, float]]:
-    with path.open(newline="") as handle:
-        return [(r["chain"], int(r["resseq"]), r["icode"], r["resname"], float(r["plddt"]) if r["plddt"] else float("nan"))
-                for r in csv.DictReader(handle)]
+    structure = folder / (f"{item.id}_clean.pdb" if method == "decoy" else
+                          f"{item.id}_refined.pdb" if method == "egr" else f"{item.id}_{method}.pdb")
+    if structure.is_file():
+        write_score_file(structure, item.native, folder / f"{item.id}_{method}_dockq.json", reuse=resume)
 
 
 def _refine_each(bundles: list, model, options: RunOptions) -> list:
@@ -335,45 +296,11 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
-def _fail(item: DecoyInput, outdir: Path, reason: str, record: dict) -> dict:
+def _fail(item: DecoyInput, outdir: Path, reason: str, record: dict) -> str:
     scores = {"id": item.id, "status": "failed", "reason": reason, "input": item.input, **record,
               "egr_version": __version__}
     atomic_write_json(decoy_dir(outdir, item.id) / f"{item.id}_scores.json", scores)
-    return _summary_row(item, scores, "failed", reason)
-
-
-def _summary_row(item: DecoyInput, scores: dict, status: str, reason: str) -> dict:
-    seconds = scores.get("seconds", {})
-    steps = ("ingest", "surface", "featurize", "refine")
-    total = sum(seconds.get(s, 0.0) for s in steps) if seconds else None
-    backends = scores.get("surface_backend") or {}
-    return {
-        "id": item.id, "input": item.input, "status": status, "reason": reason,
-        "target": sanitize_id(item.native) if item.native else "",
-        "mean_plddt": scores.get("mean_plddt"), "interface_plddt": scores.get("interface_plddt"),
-        "n_chains": len(scores["chains"]) if scores.get("chains") else None,
-        "n_residues": scores.get("n_residues"), "n_atoms": scores.get("n_atoms"),
-        "rmsd_to_input": scores.get("rmsd_to_input"),
-        "surface_backend": ",".join(f"{ch}:{b}" for ch, b in backends.items()),
-        "warnings": " | ".join(scores.get("warnings", [])),
-        **{f"seconds_{s}": seconds.get(s) for s in steps},
-        "seconds_total": round(total, 4) if total is not None else None,
-        # the same wall time under the per-method name the comparison refiners use (seconds_openmm, …)
-        "seconds_egr": round(total, 4) if total is not None else None,
-    }
-
-
-def write_summary(path: Path, rows: list[dict]) -> None:
-    """TSV with the fixed columns first, then the score and refiner columns that any row has."""
-    present = {key for row in rows for key, value in row.items() if value not in (None, "")}
-    columns = [*SUMMARY_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS) if c in present)]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if v is None else str(v).replace("\t", " ").replace("\n", " ")) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
+    return "failed"
 
 
 def _write_run_info(outdir: Path, options: RunOptions, model_info: ModelInfo, n_inputs: int) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from egr.pipeline import PrepOptions
-from egr.runner import SUMMARY_COLUMNS, RunOptions, collect_inputs, run
+from egr.runner import RunOptions, collect_inputs, run
+from egr.summary import BASE_COLUMNS
 from egr.structure import read_decoy
 
 
@@ -50,7 +51,7 @@ def test_egr_run_cli_mixed_batch_and_resume(tmp_path, mixed_batch):
     assert done.returncode == 1, done.stderr  # some decoys failed
     rows = {row["id"]: row for row in read_summary(outdir / "summary.tsv")}
     assert list(read_summary(outdir / "summary.tsv")[0])[:4] == ["id", "input", "status", "reason"]
-    assert set(read_summary(outdir / "summary.tsv")[0]) == set(SUMMARY_COLUMNS)
+    assert set(read_summary(outdir / "summary.tsv")[0]) == set(BASE_COLUMNS)
     assert rows["good_one"]["status"] == "ok" and rows["decoy"]["status"] == "ok"
     assert rows["decoy"]["input"].endswith("décoy ß.pdb.gz")
     expected_reasons = {
@@ -142,8 +143,9 @@ def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_path
     assert hdock["dockq_decoy"] == pytest.approx(0.8543, abs=1e-3)  # labels.csv value for this decoy
     assert abs(hdock["delta_dockq_egr"]) < 0.01  # near-identity weights barely change the structure
     assert rows["2X9A_unbound"]["dockq_decoy"] == pytest.approx(0.7463, abs=1e-3)
-    lddt = (tmp_path / "out" / "2X9A_unbound" / "2X9A_unbound_lddt.csv").read_text().splitlines()
-    assert lddt[0] == "chain,resseq,icode,resname,plddt,true_lddt" and len(lddt) > 100
+    report = json.loads((tmp_path / "out" / "2X9A_unbound" / "2X9A_unbound_egr_dockq.json").read_text())
+    assert len(report["residues"]) > 100 and 0.5 < report["lddt_ca_mean"] <= 1.0
+    assert rows["2X9A_unbound"]["lddt_pearson"] is not None
     mismatch = rows["mismatch"]
     assert mismatch["status"] == "ok" and mismatch["target"] == "1AK4"
     assert "dockq_decoy" not in mismatch and "not scored" in mismatch["score_notes"]

@@ -1,0 +1,149 @@
+"""``summary.tsv``: one row per decoy, built from the per-decoy files of a results folder.
+
+``egr run`` writes it at the end of a run and ``egr evaluate`` rebuilds it (the Nextflow EVALUATE
+step), so both produce the same table from the same files. Files read, next to ``<id>_scores.json``
+(in ``<id>/`` for ``egr run``, or all in one folder as Nextflow stages them):
+
+- ``<id>_scores.json``: status, reason, pLDDT, seconds per step (``egr refine`` / a failed decoy);
+- ``<id>_plddt.csv``: per-residue predicted LDDT-Cα;
+- ``<id>_<method>.json``: a comparison refiner's result (status, reason, seconds);
+- ``<id>_<method>_dockq.json``: ``egr score --json`` of that method's structure against the native,
+  with method ``decoy`` (the cleaned input), ``egr`` or a refiner; or ``{"error": ...}``.
+
+Score columns per method m: ``dockq_m`` (GlobalDockQ), ``fnat_m``, ``irmsd_m``, ``lrmsd_m`` (means over
+the native's interfaces) and, for m ≠ decoy, ``delta_<metric>_m`` = m − decoy. EGR's predicted LDDT is
+compared with the true per-residue LDDT-Cα of its refined structure (``lddt_pearson``,
+``lddt_spearman``, ``lddt_mae``, ``true_lddt_mean``). Anything not computable is an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from egr.baselines import METHODS as BASELINE_METHODS
+from egr.io import atomic_write_text
+from egr.metrics import qa_correlation
+from egr.structure import sanitize_id
+
+METRICS = ("dockq", "fnat", "irmsd", "lrmsd")
+SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
+STEPS = ("ingest", "surface", "featurize", "refine")
+BASE_COLUMNS = (
+    "id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_chains", "n_residues",
+    "n_atoms", "rmsd_to_input", "surface_backend", "warnings",
+    *(f"seconds_{step}" for step in STEPS), "seconds_total", "seconds_egr",
+)
+SCORE_COLUMNS = (
+    *(f"{metric}_{method}" for method in SCORE_METHODS for metric in METRICS),
+    *(f"delta_{metric}_{method}" for method in SCORE_METHODS[1:] for metric in METRICS),
+    "lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes",
+)
+BASELINE_COLUMNS = tuple(f"{kind}_{method}" for method in BASELINE_METHODS for kind in ("status", "seconds", "reason"))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def decoy_row(scores_file: Path) -> dict:
+    """The summary row of the decoy whose ``<id>_scores.json`` is ``scores_file``."""
+    scores = _read_json(scores_file) or {}
+    decoy_id = scores.get("id") or scores_file.name[: -len("_scores.json")]
+    folder = scores_file.parent
+    seconds = scores.get("seconds", {})
+    total = round(sum(seconds.get(s, 0.0) for s in STEPS), 4) if seconds else None
+    backends = scores.get("surface_backend") or {}
+    row = {
+        "id": decoy_id, "input": scores.get("input", ""), "status": scores.get("status", "failed"),
+        "reason": scores.get("reason", "" if scores else f"unreadable {scores_file.name}"),
+        "mean_plddt": scores.get("mean_plddt"), "interface_plddt": scores.get("interface_plddt"),
+        "n_chains": len(scores["chains"]) if scores.get("chains") else None,
+        "n_residues": scores.get("n_residues"), "n_atoms": scores.get("n_atoms"),
+        "rmsd_to_input": scores.get("rmsd_to_input"),
+        "surface_backend": ",".join(f"{ch}:{b}" for ch, b in backends.items()),
+        "warnings": " | ".join(scores.get("warnings", [])),
+        **{f"seconds_{s}": seconds.get(s) for s in STEPS},
+        "seconds_total": total,
+        "seconds_egr": total,  # EGR's wall time under the per-method name the refiners use
+    }
+    for method in BASELINE_METHODS:
+        result = _read_json(folder / f"{decoy_id}_{method}.json")
+        if result:
+            row.update({f"status_{method}": result.get("status"), f"seconds_{method}": result.get("seconds"),
+                        f"reason_{method}": result.get("reason")})
+    row.update(score_columns(folder, decoy_id))
+    return row
+
+
+def score_columns(folder: Path, decoy_id: str) -> dict:
+    """DockQ-family columns, Δs and the pLDDT agreement from the ``<id>_<method>_dockq.json`` files."""
+    reports = {m: _read_json(folder / f"{decoy_id}_{m}_dockq.json") for m in SCORE_METHODS}
+    reports = {m: r for m, r in reports.items() if r is not None}
+    if not reports:
+        return {}
+    columns: dict = {}
+    notes = [f"{m}: {r['error']}" for m, r in reports.items() if "error" in r]
+    native = next((r.get("native") for r in reports.values() if r.get("native")), None)
+    if native:
+        columns["target"] = sanitize_id(native)
+    values = {m: _metric_values(r) for m, r in reports.items() if "error" not in r}
+    for method, metrics in values.items():
+        for metric, value in metrics.items():
+            columns[f"{metric}_{method}"] = _rounded(value)
+            if method != "decoy" and "decoy" in values:
+                columns[f"delta_{metric}_{method}"] = _rounded(value - values["decoy"][metric])
+    if "egr" in values:
+        columns.update(_lddt_agreement(folder / f"{decoy_id}_plddt.csv", reports["egr"]))
+    columns["score_notes"] = " | ".join(notes)
+    return columns
+
+
+def _metric_values(report: dict) -> dict[str, float]:
+    interfaces = list(report["interfaces"].values())
+    return {"dockq": report["global_dockq"],
+            **{m: float(np.mean([i[m] for i in interfaces])) for m in ("fnat", "irmsd", "lrmsd")}}
+
+
+def _lddt_agreement(plddt_csv: Path, egr_report: dict) -> dict:
+    truth = {(c, int(s), i): (np.nan if v is None else v) for c, s, i, _, v in egr_report.get("residues", [])}
+    try:
+        with plddt_csv.open(newline="") as handle:
+            table = list(csv.DictReader(handle))
+    except OSError:
+        return {}
+    pred = np.array([float(r["plddt"]) if r["plddt"] else np.nan for r in table])
+    true = np.array([truth.get((r["chain"], int(r["resseq"]), r["icode"]), np.nan) for r in table], dtype=float)
+    agreement = qa_correlation(pred, true)
+    finite = true[np.isfinite(true)]
+    return {"lddt_pearson": _rounded(agreement["pearson"]), "lddt_spearman": _rounded(agreement["spearman"]),
+            "lddt_mae": _rounded(agreement["mae"]), "true_lddt_mean": _rounded(finite.mean() if len(finite) else None)}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def summarize(results: Path) -> list[dict]:
+    """Rows for every ``*_scores.json`` found below ``results`` (sorted by ID)."""
+    rows = [decoy_row(path) for path in Path(results).rglob("*_scores.json")]
+    return sorted(rows, key=lambda row: row["id"])
+
+
+def write_summary(path: Path, rows: list[dict]) -> None:
+    """TSV with the fixed columns first, then the score and refiner columns that any row has."""
+    present = {key for row in rows for key, value in row.items() if value not in (None, "")}
+    columns = [*BASE_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS) if c in present)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else str(v).replace("\t", " ").replace("\n", " ")) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
