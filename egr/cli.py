@@ -31,16 +31,26 @@ def _fail(message: str) -> None:
 @click.option("--outdir", type=click.Path(path_type=Path), required=True, help="Output folder; files go to OUTDIR/<id>/.")
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
 @click.option("--ca-only-ok", is_flag=True, help="Accept Cα-only traces (for the Cα graph).")
-def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool) -> None:
+@click.option("--keep-going", is_flag=True,
+              help="On refused input write <id>_scores.json (status failed, reason) and exit 0, so a pipeline "
+                   "lists the decoy in its summary instead of losing it.")
+def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, keep_going: bool) -> None:
     """Validate and clean DECOY (PDB/mmCIF, optionally .gz): writes <id>_clean.pdb and <id>_ingest.json."""
-    from egr.pipeline import ingest_step
+    from egr import __version__
+    from egr.io import atomic_write_json
+    from egr.pipeline import decoy_dir, ingest_step
     from egr.structure import IngestError, sanitize_id
 
     decoy_id = sanitize_id(decoy_id or decoy)
     try:
         _, record = ingest_step(decoy, outdir, decoy_id, ca_only_ok=ca_only_ok)
     except IngestError as exc:
-        _fail(str(exc))
+        if not keep_going:
+            _fail(str(exc))
+        click.echo(f"egr: failed: {exc}", err=True)
+        failure = {"id": decoy_id, "status": "failed", "reason": exc.reason, "input": str(decoy), "egr_version": __version__}
+        atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", failure)
+        return
     for warning in record.warnings:
         click.echo(f"egr: warning: {decoy}: {warning}", err=True)
 

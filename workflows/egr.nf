@@ -35,7 +35,7 @@ workflow EGR {
 
     // Files every later step reads, and the models to compare with natives: the cleaned decoy
     // ('before') and each refiner's output ('after').
-    ch_results = PREPARE_GRAPHS.out.ingest.map { meta, json -> json }
+    ch_results = PREPARE_GRAPHS.out.ingest.mix(PREPARE_GRAPHS.out.failed).map { meta, json -> json }
     ch_models  = PREPARE_GRAPHS.out.clean.map { meta, pdb -> [ meta + [ model: 'decoy' ], pdb ] }
 
     if ('egr' in refiners) {

@@ -9,8 +9,11 @@ process INGEST {
     tuple val(meta), path(decoy)
 
     output:
-    tuple val(meta), path("${meta.id}/${meta.id}_clean.pdb")  , emit: clean
-    tuple val(meta), path("${meta.id}/${meta.id}_ingest.json"), emit: json
+    // A refused decoy (--keep-going) has no clean PDB but a <id>_scores.json with its reason,
+    // which the summary lists as failed, as `egr run` does.
+    tuple val(meta), path("${meta.id}/${meta.id}_clean.pdb")  , emit: clean , optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_ingest.json"), emit: json  , optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed, optional: true
     path "versions.yml"                                        , emit: versions
 
     when:
@@ -19,7 +22,7 @@ process INGEST {
     script:
     def args = task.ext.args ?: ''
     """
-    egr ingest ${decoy} --outdir . --id ${meta.id} ${args}
+    egr ingest ${decoy} --outdir . --id ${meta.id} --keep-going ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

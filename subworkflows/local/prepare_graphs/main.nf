@@ -24,6 +24,7 @@ workflow PREPARE_GRAPHS {
     emit:
     clean    = INGEST.out.clean        // channel: [ val(meta), path(<id>_clean.pdb) ]
     ingest   = INGEST.out.json         // channel: [ val(meta), path(<id>_ingest.json) ]
+    failed   = INGEST.out.failed       // channel: [ val(meta), path(<id>_scores.json) ] of refused decoys
     surface  = MSMS_SURFACE.out.surface // channel: [ val(meta), path(<id>_surface.npz) ]
     graph    = FEATURIZE.out.graph     // channel: [ val(meta), path(<id>_graph.pt) ]
     versions = ch_versions             // channel: path(versions.yml)
