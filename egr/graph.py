@@ -66,15 +66,21 @@ def knn_edges(pos: np.ndarray, k: int = K_NEIGHBOURS) -> np.ndarray:
     return np.stack([src.ravel(), dst.ravel()]).astype(np.int64)
 
 
-def residue_frames(complex_: Complex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per residue: CA position (r, 3) Å, frame rows (n, u, v) as (r, 3, 3), and validity (r,) bool."""
-    r = complex_.n_residues
+def backbone_atoms(complex_: Complex) -> dict[str, np.ndarray]:
+    """N, CA and C coordinates per residue, each (n_residues, 3) Å, NaN where the atom is missing."""
     backbone = {}
     for name in ("N", "CA", "C"):
         rows = np.flatnonzero(complex_.atom_names == name)
-        xyz = np.full((r, 3), np.nan)
+        xyz = np.full((complex_.n_residues, 3), np.nan)
         xyz[complex_.residue_index[rows]] = complex_.coords[rows]
         backbone[name] = xyz
+    return backbone
+
+
+def residue_frames(complex_: Complex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per residue: CA position (r, 3) Å, frame rows (n, u, v) as (r, 3, 3), and validity (r,) bool."""
+    r = complex_.n_residues
+    backbone = backbone_atoms(complex_)
     u = _unit(backbone["N"] - backbone["CA"])
     t = _unit(backbone["C"] - backbone["CA"])
     n = _unit(np.cross(u, t))
@@ -196,13 +202,7 @@ def _ca_graph(c: Complex, proximity, ca_pos, frames, valid, k) -> Data:
 
 def backbone_dihedral_features(c: Complex) -> np.ndarray:
     """(n_residues, 6) sin/cos of φ, ψ, ω; zeros where a neighbour residue is missing or not bonded."""
-    r = c.n_residues
-    atoms = {}
-    for name in ("N", "CA", "C"):
-        rows = np.flatnonzero(c.atom_names == name)
-        xyz = np.full((r, 3), np.nan)
-        xyz[c.residue_index[rows]] = c.coords[rows]
-        atoms[name] = xyz
+    atoms = backbone_atoms(c)
     chain = c.chain_index[c.residue_starts]
     # peptide bond between residue i and i+1: same chain and C(i)–N(i+1) shorter than 2 Å
     bonded = (chain[:-1] == chain[1:]) & (np.linalg.norm(atoms["C"][:-1] - atoms["N"][1:], axis=1) < 2.0)
