@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -134,11 +135,14 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--refiners", default="egr", show_default=True,
               help="Comma-separated: egr plus any of openmm, modeller, galaxy (absent programs are skipped).")
 @click.option("--no-resume", is_flag=True, help="Redo decoys whose outputs are already complete.")
-@click.option("--no-intermediates", is_flag=True, help="Do not keep clean PDB, surface and graph files.")
+@click.option("--no-intermediates", is_flag=True, help="Do not keep the surface and graph files.")
+@click.option("--no-report", is_flag=True, help="Do not write report.html and the MultiQC files.")
+@click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content but do not run MultiQC.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
         msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, natives: Path | None,
-        refiners: str, no_resume: bool, no_intermediates: bool, quiet: bool) -> None:
+        refiners: str, no_resume: bool, no_intermediates: bool, no_report: bool, no_multiqc: bool,
+        quiet: bool) -> None:
     """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
 
     Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage.
@@ -154,7 +158,8 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
         sys.exit(2)
     prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
     methods = tuple(m.strip() for m in refiners.split(",") if m.strip())
-    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods)
+    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods,
+                         not no_report, not no_multiqc)
     try:
         rows = run_all(inputs, options)
     except InputError as exc:
@@ -201,6 +206,61 @@ def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> No
     if result.status != "ok":
         click.echo(f"egr: {method} {result.status}: {decoy}: {result.reason}", err=True)
     sys.exit(1 if result.status == "failed" else 0)
+
+
+def _score_columns(value: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in value.split(",") if c.strip())
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--outdir", type=click.Path(path_type=Path), help="Output folder (default: RESULTS).")
+@click.option("--score-columns", default="", help="More QA score columns to rank by, comma-separated; NAME:lower "
+              "for scores where lower is better.")
+@click.option("--top-n", type=click.IntRange(min=1), default=10, show_default=True, help="N of the Top-N hit rates.")
+def evaluate(results: Path, outdir: Path | None, score_columns: str, top_n: int) -> None:
+    """Refinement (ΔDockQ, FI-DockQ, API-DockQ, …) and QA ranking (Top-N hit rates, ranking loss) tables of
+    a finished results folder: writes evaluation.tsv and evaluation.md, and summary.tsv where the folder
+    has none (built from its per-decoy files, as a Nextflow run stages them)."""
+    from egr.evaluate import evaluate as evaluate_run
+    from egr.evaluate import write_evaluation
+    from egr.summary import summarize, write_summary
+
+    outdir = outdir or results
+    try:
+        summary = results / "summary.tsv"
+        if not summary.is_file():
+            write_summary(summary, summarize(results))
+        if outdir.resolve() != results.resolve():
+            outdir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(summary, outdir / "summary.tsv")
+        for path in write_evaluation(evaluate_run(results, _score_columns(score_columns), top_n), outdir):
+            click.echo(f"egr: wrote {path}", err=True)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--outdir", type=click.Path(path_type=Path), help="Output folder (default: RESULTS).")
+@click.option("--score-columns", default="", help="More QA score columns to rank by (as for evaluate).")
+@click.option("--top-n", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content only, do not run MultiQC.")
+@click.option("--multiqc-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="MultiQC config (default: assets/multiqc_config.yml of this project).")
+def report(results: Path, outdir: Path | None, score_columns: str, top_n: int, no_multiqc: bool,
+           multiqc_config: Path | None) -> None:
+    """report.html (one self-contained file) and MultiQC custom content (*_mqc.tsv|yaml) of a results folder."""
+    from egr.report import DEFAULT_MULTIQC_CONFIG, build_report
+
+    try:
+        outputs = build_report(results, outdir, _score_columns(score_columns), top_n, not no_multiqc,
+                               multiqc_config or DEFAULT_MULTIQC_CONFIG)
+    except (OSError, ValueError, KeyError) as exc:
+        _fail(str(exc))
+    click.echo(f"egr: wrote {outputs.html}", err=True)
+    if outputs.note:
+        click.echo(f"egr: {outputs.note}", err=True)
 
 
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:

@@ -1,7 +1,7 @@
 """Refinement and quality assessment: one EGR forward pass per graph, batched (``egr refine``).
 
 Outputs per decoy ``<id>``: ``<id>_refined.pdb`` (the input's atoms, names, numbering and chain IDs at
-the refined coordinates; B-factor = predicted LDDT-Cα × 100), ``<id>_plddt.csv`` and
+the refined coordinates; B-factor = predicted LDDT-Cα × 100), ```<id>_plddt.csv`` and
 ``<id>_scores.json``. With the Cα model, each residue's atoms move rigidly with its CA.
 """
 
@@ -85,12 +85,15 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     return round(float(values.mean()), 4) if len(values) else None
 
 
-def plddt_table(c: Complex, plddt: np.ndarray) -> str:
-    """CSV text: chain, residue number, insertion code, residue name, predicted LDDT-Cα (empty if none)."""
+def plddt_table(c: Complex, plddt: np.ndarray, interface: np.ndarray) -> str:
+    """CSV text: chain, residue number, insertion code, residue name, predicted LDDT-Cα (empty if none),
+    interface (1 for a residue within 8 Å of another chain)."""
     starts = c.residue_starts
     values = np.where(np.isfinite(plddt), np.char.mod("%.4f", np.nan_to_num(plddt)), "")
-    rows = zip(c.chain_ids[starts], c.res_seq[starts], c.ins_codes[starts], c.res_names[starts], values)
-    return "chain,resseq,icode,resname,plddt\n" + "".join(f"{a},{b},{i},{r},{v}\n" for a, b, i, r, v in rows)
+    rows = zip(c.chain_ids[starts], c.res_seq[starts], c.ins_codes[starts], c.res_names[starts], values,
+               interface.astype(int))
+    return "chain,resseq,icode,resname,plddt,interface\n" + "".join(
+        f"{a},{b},{i},{r},{v},{f}\n" for a, b, i, r, v, f in rows)
 
 
 def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, model_info: ModelInfo,
@@ -104,7 +107,7 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
     if not model_info.trained:
         remarks.append("UNTRAINED near-identity weights: coordinates barely move, pLDDT is not informative")
     write_pdb(c.with_coords(refinement.coords), folder / f"{bundle.decoy_id}_refined.pdb", atom_b, remarks)
-    atomic_write_text(folder / f"{bundle.decoy_id}_plddt.csv", plddt_table(c, refinement.plddt))
+    atomic_write_text(folder / f"{bundle.decoy_id}_plddt.csv", plddt_table(c, refinement.plddt, interface))
     displacement = np.linalg.norm(refinement.coords - c.coords, axis=1)
     backends = np.asarray(bundle.surface_backend)
     chains = c.chain_names

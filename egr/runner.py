@@ -62,6 +62,8 @@ class RunOptions:
     progress: bool = True
     natives: Path | None = None  # folder of natives matched to decoys by name (egr.compare)
     refiners: tuple[str, ...] = ("egr",)  # egr and any of egr.baselines.METHODS
+    report: bool = True  # report.html and MultiQC custom content at the end
+    multiqc: bool = True  # also run MultiQC on them, where it is installed
 
 
 class InputError(ValueError):
@@ -188,7 +190,21 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
             row.update(status="skipped", reason="outputs complete from an earlier run")
         rows.append(row)
     write_summary(outdir / "summary.tsv", rows)
+    if options.report:
+        _report(outdir, options.multiqc)
     return rows
+
+
+def _report(outdir: Path, multiqc: bool) -> None:
+    """The run's report; a report that cannot be built is a warning, the run's outputs stand."""
+    from egr.report import build_report  # pandas and the HTML renderer load only when a report is made
+
+    try:
+        outputs = build_report(outdir, multiqc=multiqc)
+        if outputs.note:
+            print(f"egr: {outputs.note}", file=sys.stderr)
+    except Exception as exc:
+        print(f"egr: warning: report not written: {_one_line(exc)}", file=sys.stderr)
 
 
 def attach_natives(inputs: list[DecoyInput], natives: Path | None) -> list[DecoyInput]:

@@ -66,6 +66,9 @@ def test_egr_run_cli_mixed_batch_and_resume(tmp_path, mixed_batch):
         for suffix in ("_refined.pdb", "_plddt.csv", "_scores.json"):
             assert (outdir / decoy_id / f"{decoy_id}{suffix}").stat().st_size > 0
     assert not list(outdir.rglob("*.tmp"))
+    html = (outdir / "report.html").read_text()
+    assert "good_one" in html and "only one protein chain" in html  # the report lists failures too
+    assert (outdir / "egr_decoys_mqc.tsv").is_file()
 
     before = {p: p.stat().st_mtime_ns for p in outdir.rglob("*_refined.pdb")}
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -78,7 +81,7 @@ def test_egr_run_cli_mixed_batch_and_resume(tmp_path, mixed_batch):
 
 def test_refined_outputs_keep_the_input_and_carry_plddt(tmp_path, decoy_paths):
     decoy = next(p for p in decoy_paths if p.name.startswith("1AK4"))
-    rows = run(collect_inputs(str(decoy)), RunOptions(tmp_path, PrepOptions(surface_backend="builtin"), progress=False))
+    rows = run(collect_inputs(str(decoy)), RunOptions(tmp_path, PrepOptions(surface_backend="builtin"), progress=False, report=False))
     assert rows[0]["status"] == "ok"
     decoy_id = rows[0]["id"]
     original, _ = read_decoy(decoy)
@@ -96,6 +99,7 @@ def test_refined_outputs_keep_the_input_and_carry_plddt(tmp_path, decoy_paths):
     scores = json.loads((tmp_path / decoy_id / f"{decoy_id}_scores.json").read_text())
     assert scores["status"] == "ok" and scores["model"]["trained"] is False
     assert 0 < scores["n_interface_residues"] < original.n_residues
+    assert sum(int(r["interface"]) for r in table) == scores["n_interface_residues"]
     assert set(scores["seconds"]) == {"ingest", "surface", "featurize", "refine"}
     assert scores["surface_backend"] == {"C": "builtin", "D": "builtin"}
 
@@ -124,7 +128,7 @@ def test_large_complex_is_refined(tmp_path, small_decoy):
     big = tmp_path / "big.pdb"
     big.write_text("\n".join(out) + "\nEND\n")
     rows = run(collect_inputs(str(big)), RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"),
-                                                    progress=False))
+                                                    progress=False, report=False))
     assert rows[0]["status"] == "ok", rows[0]["reason"]
     assert int(rows[0]["n_atoms"]) == 49 * len(lines) >= 60000
 
@@ -136,7 +140,8 @@ def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_path
     wrong_native = natives / "1AK4.pdb.gz"  # a different protein: DockQ cannot pair the chains
     sheet.write_text("id,decoy,native\n" + "".join(f"{p.name.split('.')[0]},{p},\n" for p in chosen)
                      + f"mismatch,{chosen[0]},{wrong_native}\n")
-    options = RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"), progress=False, natives=natives)
+    options = RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"), progress=False, natives=natives,
+                         report=False)
     rows = {r["id"]: r for r in run(collect_inputs(samplesheet=sheet), options)}
     hdock = rows["kq_1kq1_pdb1_1_HDOCK"]
     assert hdock["target"] == "kq_1kq1_pdb1_1"

@@ -6,6 +6,7 @@ process REPORT {
 
     input:
     path results, stageAs: 'results/*'   // per-decoy files plus summary.tsv and evaluation.tsv
+    // MultiQC itself runs in the MULTIQC step
 
     output:
     path "report.html"              , emit: html
@@ -18,7 +19,7 @@ process REPORT {
     script:
     def args = task.ext.args ?: ''
     """
-    egr report results --outdir . ${args}
+    egr report results --outdir . --no-multiqc ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -28,7 +29,7 @@ process REPORT {
 
     stub:
     """
-    touch report.html egr_summary_mqc.tsv
+    touch report.html egr_decoys_mqc.tsv
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,0 +1,399 @@
+"""egr.report: interface residues, track encoding, MultiQC custom content, the self-contained HTML page
+(and, where the tools are installed, a MultiQC build and a headless-Chromium screenshot of the page).
+
+The results folder is laid out as ``egr run`` writes it, from the bundled real decoys: refined PDBs
+are the real structures, DockQ of the decoys are their real labels (tests/data/pairs/labels.csv);
+refined scores and pLDDT values are made up.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import struct
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from egr.report import (
+    Residues,
+    build_report,
+    encode_track,
+    load_run,
+    multiqc_contents,
+    read_residues,
+)
+from egr.refine import interface_residues, plddt_table
+from egr.structure import format_pdb, read_decoy
+
+DECOYS = Path(__file__).parent / "data" / "decoys"
+FAILED_REASON = 'decoys/broken.pdb: line 12: <HETATM> only & no "protein" residues'
+# decoy -> (file, target, DockQ of the decoy (real label), DockQ after EGR (made up), native given)
+DECOY_ROWS = {
+    "kq_1kq1_pdb1_1_HDOCK": ("kq_1kq1_pdb1_1_HDOCK.pdb.gz", "kq_1kq1_pdb1_1", 0.8543, 0.8601, True),
+    "kq_1kq1_pdb1_1_ATTRACT": ("kq_1kq1_pdb1_1_ATTRACT.pdb.gz", "kq_1kq1_pdb1_1", 0.0378, 0.0350, True),
+    "2X9A_unbound": ("2X9A_unbound.pdb.gz", "2X9A", 0.7463, 0.7463, False),
+}
+
+
+def make_results(folder: Path, with_natives: bool = True) -> Path:
+    """A results folder as ``egr run`` writes it (see the module docstring) plus one failed decoy."""
+    rng = np.random.default_rng(7)
+    header = ["id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_residues",
+              "seconds_total"]
+    if with_natives:
+        header += ["dockq_decoy", "dockq_egr", "delta_dockq_egr", "lddt_pearson", "true_lddt_mean",
+                   "status_openmm", "reason_openmm"]
+    lines = ["\t".join(header)]
+    for decoy, (file, target, dockq, refined, has_lddt) in DECOY_ROWS.items():
+        complex_, _ = read_decoy(DECOYS / file)
+        starts = complex_.residue_starts
+        plddt = np.round(rng.uniform(0.3, 0.9, len(starts)), 4)
+        out = folder / decoy
+        out.mkdir(parents=True)
+        (out / f"{decoy}_refined.pdb").write_text(format_pdb(complex_, plddt[complex_.residue_index] * 100))
+        (out / f"{decoy}_plddt.csv").write_text(plddt_table(complex_, plddt, interface_residues(complex_)))
+        if has_lddt and with_natives:
+            scored = [[str(complex_.chain_ids[s]), int(complex_.res_seq[s]), str(complex_.ins_codes[s]),
+                       str(complex_.res_names[s]), round(float(rng.uniform(0.5, 1.0)), 4)] for s in starts]
+            (out / f"{decoy}_egr_dockq.json").write_text(json.dumps({"residues": scored}))
+        values = [decoy, f"decoys/{file}", "ok", "", target if with_natives else "", f"{plddt.mean():.4f}",
+                  f"{plddt.mean() - 0.01:.4f}", str(len(starts)), "1.5"]
+        if with_natives:
+            values += [str(dockq), str(refined), f"{refined - dockq:.4f}", "0.41" if has_lddt else "",
+                       "0.8" if has_lddt else "", "skipped", "OpenMM not installed"]
+        lines.append("\t".join(values))
+    failed = ["broken", "decoys/broken.pdb", "failed", FAILED_REASON, "kq_1kq1_pdb1_1" if with_natives else ""]
+    lines.append("\t".join(failed + [""] * (len(header) - len(failed))))
+    (folder / "summary.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "pipeline_info").mkdir()
+    (folder / "pipeline_info" / "run_info.json").write_text(json.dumps({
+        "egr_version": "0.1.0", "started": "2026-01-01T00:00:00+0000",
+        "options": {"device": "cpu", "refiners": ["egr", "openmm"]},
+        "model": {"description": "test weights", "trained": False, "sha256": "ab" * 32},
+        "versions": {"torch": "2.x", "python": "3.11"}}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(results folder, report folder) of one report built without MultiQC."""
+    results = make_results(tmp_path_factory.mktemp("results"))
+    outdir = tmp_path_factory.mktemp("report")
+    build_report(results, outdir, multiqc=False)
+    return results, outdir
+
+
+def page_payload(html: str) -> list[dict]:
+    match = re.search(r'<script id="egr-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "page data block missing"
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+# ------------------------------------------------------------------------------------------------
+# residues, interface, encoding
+# ------------------------------------------------------------------------------------------------
+
+
+def test_residues_carry_the_run_interface_and_true_lddt(report: tuple[Path, Path]) -> None:
+    from egr.refine import interface_residues
+
+    results, _ = report
+    complex_, _ = read_decoy(DECOYS / DECOY_ROWS["kq_1kq1_pdb1_1_HDOCK"][0])
+    residues = read_residues(results, "kq_1kq1_pdb1_1_HDOCK")
+    assert residues.interface.sum() > 10 and np.array_equal(residues.interface, interface_residues(complex_))
+    scored = json.loads((results / "kq_1kq1_pdb1_1_HDOCK" / "kq_1kq1_pdb1_1_HDOCK_egr_dockq.json").read_text())
+    np.testing.assert_allclose(residues.true_lddt, [row[4] for row in scored["residues"]])
+    assert read_residues(results, "2X9A_unbound").true_lddt is None
+
+
+def test_encode_track_runs_insertion_codes_and_ranges() -> None:
+    residues = Residues(
+        chain=np.array(["A", "A", "A", "A", "A", "B", "B"]),
+        resseq=np.array([1, 2, 3, 3, 7, 1, 2]),
+        icode=np.array(["", "", "", "A", "", "", ""]),
+        resname=np.array(["ALA", "GLY", "TRP", "MSE", "SER", "LYS", "VAL"]),
+        plddt=np.array([0.5, 0.555, np.nan, 0.9, 1.0, 0.0, 0.25]),
+        true_lddt=np.array([np.nan] * 6 + [0.5]),
+    )
+    track = encode_track(residues, np.array([False, True, True, False, False, True, True]))
+    # runs break at a residue with an insertion code, at a gap in numbering and at a chain change
+    assert track["c"] == [["A", 1, 3], ["A", "3A", 1], ["A", 7, 1], ["B", 1, 2]]
+    assert track["s"] == "AGWXSKV"
+    assert track["p"] == [50, 56, None, 90, 100, 0, 25]  # missing stays missing, never 0
+    assert track["t"] == [None] * 6 + [50]
+    assert track["f"] == [[1, 2], [5, 6]]
+
+
+# ------------------------------------------------------------------------------------------------
+# MultiQC custom content
+# ------------------------------------------------------------------------------------------------
+
+
+def _load_yaml(text: str) -> object:
+    """YAML as MultiQC reads it (PyYAML, a MultiQC dependency). Without PyYAML: the files are written as
+    JSON values (a subset of YAML), so a line ``key: <JSON>`` or a whole JSON document still parses."""
+    if importlib.util.find_spec("yaml") is not None:
+        import yaml
+
+        return yaml.safe_load(text)
+    if text.lstrip().startswith("{"):
+        return json.loads(text)
+    return {key.strip(): json.loads(value) for key, value in (line.split(":", 1) for line in text.splitlines())}
+
+
+def _tsv_header(text: str) -> tuple[dict, list[list[str]]]:
+    comments = [line[1:] for line in text.splitlines() if line.startswith("#")]
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    return _load_yaml("\n".join(comments)), rows
+
+
+def test_multiqc_files_parse(report: tuple[Path, Path]) -> None:
+    _, outdir = report
+    names = sorted(p.name for p in outdir.glob("*_mqc*"))
+    assert names == [
+        "egr_decoys_mqc.tsv",
+        "egr_delta_dockq_mqc.yaml",
+        "egr_dockq_scatter_mqc.yaml",
+        "egr_plddt_mqc.yaml",
+        "egr_qa_mqc.tsv",
+        "egr_refinement_mqc.tsv",
+        "egr_software_mqc_versions.yml",
+    ]
+    for path in outdir.glob("*_mqc.tsv"):
+        config, rows = _tsv_header(path.read_text())
+        assert {"id", "section_name", "description", "plot_type", "pconfig"} <= set(config), path.name
+        assert config["plot_type"] == "table" and config["pconfig"]["id"]
+        assert len({len(r) for r in rows}) == 1, f"{path.name}: ragged rows"
+    config, rows = _tsv_header((outdir / "egr_decoys_mqc.tsv").read_text())
+    assert [r[0] for r in rows[1:]] == [*DECOY_ROWS, "broken"]
+    assert set(config["headers"]) == set(rows[0][1:])
+    failed = dict(zip(rows[0], rows[-1]))
+    assert failed["status"] == "failed" and failed["reason"] == FAILED_REASON and failed["mean_plddt"] == ""
+    for path in outdir.glob("*_mqc.yaml"):
+        content = _load_yaml(path.read_text())
+        assert {"id", "section_name", "description", "plot_type", "pconfig", "data"} <= set(content), path.name
+        assert content["plot_type"] in ("bargraph", "scatter")
+    scatter = _load_yaml((outdir / "egr_dockq_scatter_mqc.yaml").read_text())
+    # one dataset per method (EGR, OpenMM); OpenMM never ran, so its dataset is empty
+    assert [d["name"] for d in scatter["pconfig"]["data_labels"]] == ["EGR", "OpenMM relax"]
+    assert scatter["data"][0]["kq_1kq1_pdb1_1_HDOCK"] == {"x": 0.8543, "y": 0.8601} and scatter["data"][1] == {}
+    delta = _load_yaml((outdir / "egr_delta_dockq_mqc.yaml").read_text())
+    assert delta["data"]["kq_1kq1_pdb1_1_ATTRACT"] == {"EGR": pytest.approx(-0.0028)}
+    assert "broken" not in delta["data"]  # no value, no bar (not a zero bar)
+
+
+def test_multiqc_files_without_natives(tmp_path: Path) -> None:
+    run = load_run(make_results(tmp_path / "results", with_natives=False))
+    assert set(multiqc_contents(run)) == {"egr_decoys_mqc.tsv", "egr_plddt_mqc.yaml", "egr_software_mqc_versions.yml"}
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("multiqc") is None,
+    reason="MultiQC not installed (optional extra: pip install 'egr-nf[report]')",
+)
+def test_multiqc_builds_a_report(tmp_path: Path) -> None:
+    results = make_results(tmp_path / "results")
+    outputs = build_report(results, tmp_path / "out")
+    assert outputs.multiqc_report is not None, outputs.note
+    html = outputs.multiqc_report.read_text()
+    for section in ("egr_decoys", "egr_refinement", "egr_delta_dockq", "egr_dockq_scatter", "egr_plddt", "egr_qa"):
+        assert section in html, f"MultiQC report lacks section {section}"
+    data = json.loads((outputs.multiqc_report.parent / "multiqc_data" / "multiqc_data.json").read_text())
+    assert data["config_title"].startswith("egr-nf")  # assets/multiqc_config.yml was used
+
+
+# ------------------------------------------------------------------------------------------------
+# report.html
+# ------------------------------------------------------------------------------------------------
+
+# Anything that would make the browser fetch: a URL in src/href/action/poster, CSS url()/@import with
+# a scheme or protocol-relative host, or a script/stylesheet tag pointing elsewhere.
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|poster|srcset|xlink:href)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)"""
+    r"""|url\(\s*["']?\s*(?:[a-z][a-z0-9+.-]*:|//)|@import|<link\b|<script[^>]*\bsrc\s*=""",
+    re.I,
+)
+
+
+def test_html_is_self_contained(report: tuple[Path, Path]) -> None:
+    _, outdir = report
+    html = (outdir / "report.html").read_text()
+    assert not EXTERNAL.search(html), EXTERNAL.search(html).group(0)
+    assert not re.search(r"https?://", html)  # not even a namespace URL: nothing for a strict proxy to block
+    assert "fetch(" not in html and "XMLHttpRequest" not in html
+
+
+def test_html_has_every_decoy_and_the_failure_reason(report: tuple[Path, Path]) -> None:
+    _, outdir = report
+    html = (outdir / "report.html").read_text()
+    for decoy in (*DECOY_ROWS, "broken"):
+        assert f">{decoy}</td>" in html
+    escaped = FAILED_REASON.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    assert escaped in html and FAILED_REASON not in html  # shown, and escaped (no markup injection)
+    assert "Untrained weights" in html  # the run's model card says so
+    assert "single decoy: no ranking" in html  # 2X9A has one decoy
+
+
+def test_html_payload_tracks(report: tuple[Path, Path]) -> None:
+    results, outdir = report
+    data = page_payload((outdir / "report.html").read_text())
+    assert [d["id"] for d in data] == [*DECOY_ROWS, "broken"]
+    hdock = data[0]
+    residues = read_residues(results, "kq_1kq1_pdb1_1_HDOCK")
+    assert len(hdock["p"]) == len(residues) and len(hdock["t"]) == len(residues)
+    assert hdock["p"][0] == round(residues.plddt[0] * 100)
+    assert "t" not in data[2]  # no native LDDT for 2X9A here
+    assert "p" not in data[3] and data[3]["i"][1] == ["reason", FAILED_REASON]
+    links = dict(hdock["l"])  # relative to the report's folder, so they work when both folders move together
+    assert (outdir / links["refined.pdb"]).resolve() == (
+        results / "kq_1kq1_pdb1_1_HDOCK" / "kq_1kq1_pdb1_1_HDOCK_refined.pdb"
+    ).resolve()
+
+
+def test_flat_layout_as_nextflow_stages_it(tmp_path: Path) -> None:
+    """Per-decoy files side by side in one folder (Nextflow's stageAs: 'results/*') work the same."""
+    nested = make_results(tmp_path / "nested")
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in nested.rglob("*"):
+        if path.is_file():
+            shutil.copy(path, flat / path.name)
+    data_nested = page_payload(build_report(nested, tmp_path / "a", multiqc=False).html.read_text())
+    data_flat = page_payload(build_report(flat, tmp_path / "b", multiqc=False).html.read_text())
+    assert [{k: v for k, v in d.items() if k != "l"} for d in data_flat] == [
+        {k: v for k, v in d.items() if k != "l"} for d in data_nested
+    ]
+
+
+def _png_pixels(path: Path) -> np.ndarray:
+    """(height, width, channels) of a PNG: with Pillow where it is installed (a MultiQC dependency), else
+    with the small zlib decoder below (8-bit RGB/RGBA, non-interlaced: what Chromium writes), which is
+    exact but slow on rows that use the Average/Paeth filters."""
+    if importlib.util.find_spec("PIL") is not None:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    return _png_pixels_zlib(path)
+
+
+def _png_pixels_zlib(path: Path) -> np.ndarray:
+    """Decode an 8-bit RGB/RGBA non-interlaced PNG to (height, width, channels) with zlib and numpy."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    position, chunks = 8, {}
+    while position < len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        chunks.setdefault(kind, []).append(data[position + 8 : position + 8 + length])
+        position += 12 + length
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"][0])
+    assert depth == 8 and color in (2, 6) and interlace == 0, "unexpected PNG format"
+    channels = 3 if color == 2 else 4
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks[b"IDAT"])), dtype=np.uint8).reshape(height, -1)
+    stride = width * channels
+    image = np.zeros((height, stride), dtype=np.uint8)
+    previous = np.zeros(stride, dtype=np.int64)
+    for y in range(height):
+        kind, line = raw[y, 0], raw[y, 1:].astype(np.int64)
+        if kind == 0:
+            row = line
+        elif kind == 1:  # Sub: running sum along the row, per channel
+            row = np.cumsum(line.reshape(width, channels), axis=0).ravel()
+        elif kind == 2:  # Up
+            row = line + previous
+        else:  # Average / Paeth depend on the reconstructed left neighbour: byte by byte
+            row = line.tolist()
+            up = previous.tolist()
+            for i in range(stride):
+                left = row[i - channels] if i >= channels else 0
+                if kind == 3:
+                    row[i] = (row[i] + ((left + up[i]) >> 1)) & 255
+                else:
+                    corner = up[i - channels] if i >= channels else 0
+                    p = left + up[i] - corner
+                    pa, pb, pc = abs(p - left), abs(p - up[i]), abs(p - corner)
+                    predictor = left if pa <= pb and pa <= pc else up[i] if pb <= pc else corner
+                    row[i] = (row[i] + predictor) & 255
+            row = np.array(row, dtype=np.int64)
+        previous = row & 255
+        image[y] = previous
+    return image.reshape(height, width, channels)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
+def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) -> None:
+    _, outdir = report
+    png = tmp_path / "report.png"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={png}",
+        "--window-size=1400,2000",
+        "--force-device-scale-factor=1",
+        "--enable-logging=stderr",
+        "--v=0",
+        (outdir / "report.html").resolve().as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert png.is_file() and png.stat().st_size > 10_000, "no screenshot written"
+    errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
+    assert not errors, f"the page's script failed: {errors}"
+    pixels = _png_pixels(png)[..., :3].astype(float)
+    assert pixels.shape[:2] == (2000, 1400)
+    grey = pixels.mean(axis=2)
+    assert grey.std() > 20, "screenshot looks blank"
+    # content all the way down, not just a header: every 400-pixel band has text or plot detail
+    bands = grey.reshape(5, 400, 1400).std(axis=(1, 2))
+    assert (bands > 8).all(), f"a blank band in the screenshot: {bands.round(1)}"
+    # the header band is the dark blue gradient; the body is light
+    assert grey[:60].mean() < 120 < grey[300:].mean()
+
+
+def _png_bytes(image: np.ndarray, filters: list[int]) -> bytes:
+    """An RGB PNG of ``image`` whose row y uses PNG filter ``filters[y]`` (to test the decoder on all five)."""
+    height, width, channels = image.shape
+    flat = image.reshape(height, width * channels).astype(np.int64)
+    lines = []
+    for y, kind in enumerate(filters):
+        row, up = flat[y], flat[y - 1] if y else np.zeros_like(flat[0])
+        left = np.r_[np.zeros(channels, dtype=np.int64), row[:-channels]]
+        corner = np.r_[np.zeros(channels, dtype=np.int64), up[:-channels]]
+        p = left + up - corner
+        pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
+        predictor = [0, left, up, (left + up) // 2, paeth][kind]
+        lines.append(bytes([kind]) + ((row - predictor) & 255).astype(np.uint8).tobytes())
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(lines)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_png_decoder_handles_every_filter(tmp_path: Path) -> None:
+    image = np.random.default_rng(3).integers(0, 256, size=(10, 7, 3), dtype=np.uint8)
+    path = tmp_path / "filters.png"
+    path.write_bytes(_png_bytes(image, [0, 1, 2, 3, 4, 4, 3, 2, 1, 0]))
+    assert np.array_equal(_png_pixels_zlib(path), image)
