@@ -15,17 +15,17 @@ include { SPLIT                   } from './workflows/split.nf'
 
 workflow {
 
-    PIPELINE_INITIALISATION(
-        params.version,
-        params.validate_params,
-        params.input,
-        params.decoys,
-        params.natives
-    )
-
     if (params.workflow == 'split') {
-        SPLIT(PIPELINE_INITIALISATION.out.samples)
+        // Training-data splits take a folder of decoy/native sets, not decoys to refine.
+        SPLIT(Channel.fromPath(params.training_data, type: 'dir', checkIfExists: true).map { data -> [ [ id: 'split' ], data ] })
     } else {
+        PIPELINE_INITIALISATION(
+            params.version,
+            params.validate_params,
+            params.input,
+            params.decoys,
+            params.natives
+        )
         // --weights names the .safetensors file; its JSON model card sits beside it.
         ch_weights = params.weights
             ? Channel.value([ file(params.weights, checkIfExists: true), file(params.weights.replaceFirst(/\.safetensors$/, '.json'), checkIfExists: true) ])

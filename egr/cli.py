@@ -263,6 +263,111 @@ def report(results: Path, outdir: Path | None, score_columns: str, top_n: int, n
         click.echo(f"egr: {outputs.note}", err=True)
 
 
+def _sets(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+DATA_SETS = "bm5,dips,haddock,dockq_examples"
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
+@click.option("--sets", default=DATA_SETS, show_default=True, help="Comma-separated sets under --data.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="splits.tsv to write.")
+@click.option("--fractions", default="0.7,0.15,0.15", show_default=True, help="train,val,test fractions of targets.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--min-seq-id", type=float, default=0.3, show_default=True)
+@click.option("--coverage", type=float, default=0.5, show_default=True)
+@click.option("--mmseqs", default="mmseqs", show_default=True, help="MMseqs2 executable.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+def split(data: Path, sets: str, out: Path, fractions: str, seed: int, min_seq_id: float, coverage: float,
+          mmseqs: str, threads: int) -> None:
+    """Split targets into train/val/test with MMseqs2 clusters (no cluster spans two splits): writes splits.tsv."""
+    from egr.split import SplitError, make_splits, split_summary, write_splits
+
+    try:
+        rows = make_splits(data, _sets(sets), tuple(float(f) for f in fractions.split(",")), seed, min_seq_id,
+                           coverage, mmseqs, threads)
+    except (SplitError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    write_splits(rows, out)
+    click.echo(f"egr: wrote {out}: {split_summary(rows)}", err=True)
+
+
+@main.command("prepare-training")
+@click.option("--data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--sets", default=DATA_SETS, show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), required=True, help="Folder for the prepared graphs.")
+@click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def prepare_training(data: Path, sets: str, cache: Path, surface_backend: str, workers: int) -> None:
+    """Graphs with per-atom native targets and per-residue LDDT-Cα labels for every decoy/native pair."""
+    from egr.dataset import prepare
+
+    rows, failures = prepare(data, _sets(sets), cache, surface_backend, workers,
+                             progress=lambda line: click.echo(line, err=True))
+    for reason in failures:
+        click.echo(f"egr: failed: {reason}", err=True)
+    click.echo(f"egr: {len(rows)} decoys prepared in {cache}, {len(failures)} failed", err=True)
+
+
+@main.command()
+@click.option("--cache", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=4), default=64, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--heads", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--lddt-weight", type=float, default=0.02, show_default=True)
+@click.option("--input-qa-weight", type=float, default=0.02, show_default=True)
+@click.option("--noise", type=float, default=0.1, show_default=True, help="σ of Gaussian input noise, Å.")
+@click.option("--rigid-rotation", type=float, default=0.0, show_default=True, help="Max rotation of one chain, degrees.")
+@click.option("--rigid-translation", type=float, default=0.0, show_default=True, help="Max shift of one chain, Å.")
+@click.option("--max-atoms", type=click.IntRange(min=1), default=12000, show_default=True)
+@click.option("--val-dockq-decoys", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
+@click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
+def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidden: int, layers: int, heads: int,
+          lddt_weight: float, input_qa_weight: float, noise: float, rigid_rotation: float, rigid_translation: float,
+          max_atoms: int, val_dockq_decoys: int, seed: int, device: str, threads: int, resume: bool) -> None:
+    """Train EGR on prepared graphs (one or many GPUs: torchrun --nproc_per_node=N -m egr.cli train ...)."""
+    import torch
+
+    from egr.train import TrainConfig
+    from egr.train import train as train_model
+
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(hidden=hidden, num_layers=layers, heads=heads, epochs=epochs, lr=lr, lddt_weight=lddt_weight,
+                      input_qa_weight=input_qa_weight, noise_sigma=noise, rigid_rotation_deg=rigid_rotation,
+                      rigid_translation=rigid_translation, max_atoms=max_atoms, val_dockq_decoys=val_dockq_decoys,
+                      seed=seed)
+    train_model(cache, splits, outdir, cfg, resume=resume, device=device,
+                log=lambda line: click.echo(line, err=True))
+
+
+@main.command("evaluate-model")
+@click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+@click.option("--cache", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+@click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--calibrate-gate", is_flag=True, help="Fit the never-worse gate's margin here and store it in the weights' JSON.")
+@click.option("--margin", type=float, help="Gate margin to apply (default: the weights' own).")
+@click.option("--device", default="cpu", show_default=True)
+def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, outdir: Path, calibrate_gate: bool,
+                   margin: float | None, device: str) -> None:
+    """Refine every decoy of a split with WEIGHTS and score it (RMSD, ΔDockQ, QA correlation, the gate)."""
+    from egr.train import evaluate as evaluate_weights
+
+    evaluate_weights(weights, cache, splits, split_name, outdir, margin, calibrate_gate, device,
+                     log=lambda line: click.echo(line, err=True))
+
+
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:
     from egr.structure import sanitize_id
 

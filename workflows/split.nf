@@ -2,8 +2,8 @@
 ========================================================================================
     SPLIT: sequence-disjoint train/validation/test splits (--workflow split)
 ========================================================================================
-    All input structures (decoys and natives) go to one MMSEQS_CLUSTER task, which runs
-    `egr split` with MMseqs2; the tables land in <outdir>/split/.
+    The training-data folder (--training_data, laid out <set>/<target>/{decoys,native}/) goes to one
+    MMSEQS_CLUSTER task, which runs `egr split` with MMseqs2; splits.tsv lands in <outdir>/split/.
 ----------------------------------------------------------------------------------------
 */
 
@@ -12,16 +12,10 @@ include { MMSEQS_CLUSTER } from '../modules/local/mmseqs_cluster'
 workflow SPLIT {
 
     take:
-    ch_samples // channel: [ val(meta), path(decoy), path(reference) or [] ]
+    ch_data // channel: [ val(meta), path(training-data folder) ]
 
     main:
-    ch_structures = ch_samples
-        .flatMap { meta, decoy, reference -> reference ? [ decoy, reference ] : [ decoy ] }
-        .unique()
-        .toSortedList { a, b -> a.toString() <=> b.toString() }
-        .map { files -> [ [ id: 'split' ], files ] }
-
-    MMSEQS_CLUSTER(ch_structures)
+    MMSEQS_CLUSTER(ch_data)
 
     ch_versions_yml = MMSEQS_CLUSTER.out.versions
         .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info", newLine: true, sort: true)

@@ -1,15 +1,15 @@
 // Sequence-disjoint data splits for training (--workflow split): `egr split` writes the chains of
-// all structures to FASTA, clusters them with MMseqs2 (easy-cluster; 30 % identity over 50 %
-// coverage by default) and assigns whole clusters to train/validation/test, so no chain in one
-// split resembles a chain in another. The container holds egr and MMseqs2.
-// NOTE: `egr split`'s command line is not final; align the script line with `egr split --help`.
+// all natives under a training-data folder (<set>/<target>/{decoys,native}/) to FASTA, clusters them
+// with MMseqs2 (easy-cluster; 30 % identity over 50 % coverage by default) and assigns whole groups
+// of targets to train/validation/test, so no chain in one split resembles a chain in another.
+// The container holds egr and MMseqs2. Sets to use: ext.args '--sets bm5,dips'.
 process MMSEQS_CLUSTER {
     tag "${meta.id}"
     label 'process_medium'
     container 'egr-nf/mmseqs2:0.1.0'
 
     input:
-    tuple val(meta), path(structures, stageAs: 'structures/?/*') // one folder per file: a decoy and its native may share a name
+    tuple val(meta), path(data) // folder: <set>/<target>/{decoys,native}/
 
     output:
     // target, set, split, group, clusters: one row per target (egr.split.write_splits)
@@ -22,7 +22,7 @@ process MMSEQS_CLUSTER {
     script:
     def args = task.ext.args ?: ''
     """
-    egr split ${structures} --outdir . --threads ${task.cpus} ${args}
+    egr split --data ${data} --out splits.tsv --threads ${task.cpus} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

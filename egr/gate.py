@@ -1,0 +1,79 @@
+"""The never-worse gate: keep a refined decoy only where EGR's own QA predicts that refinement helped.
+
+The QA head is trained (:mod:`egr.train`) on two passes of the same network over the same input graph:
+
+* the normal pass, which moves the coordinates; its QA learns the LDDT-Cα of the *refined* structure
+  (the pLDDT written into ``<id>_refined.pdb``);
+* an *input* pass with the coordinate updates switched off (every φ_x output replaced by zero, so each
+  layer's x' = α·x⁰ + (1 − α)·x stays at the input coordinates); its QA learns the LDDT-Cα of the input.
+
+At inference both passes run; the predicted gain is the mean over residues of
+``pLDDT(refined) − pLDDT(input)``. The refined coordinates are kept when the gain exceeds a margin
+calibrated on the validation split (stored in the weights' JSON sidecar under ``"gate"``); otherwise the
+input coordinates are returned with the input pass's pLDDT. Both numbers come from one QA head on one
+scale, so their difference is meaningful even where the absolute pLDDT is off by a constant.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from egr.model import EGR
+
+GATE_KEY = "gate"
+
+
+def input_quality(model: EGR, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor,
+                  batch: Tensor | None = None) -> Tensor:
+    """Per-node QA (n,) in [0, 1] of the *input* structure: ``model`` with its coordinate updates off.
+
+    The parameters of every layer's φ_x output Linear are replaced by zeros for this call only (the
+    model itself is not modified, and gradients reach all other parameters as in a normal pass).
+    """
+    zeros = {name: torch.zeros_like(p) for name, p in model.named_parameters() if ".phi_x.lin2." in name}
+    if not zeros:
+        raise ValueError("model has no coordinate-update layers to switch off")
+    _, qa = torch.func.functional_call(model, zeros, (x, pos, edge_index, edge_attr, batch))
+    return qa
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """keep_refined: use the refined coordinates; predicted_gain: mean pLDDT(refined) − pLDDT(input)
+    over residues with a QA node; the two means are also given (all in LDDT units, 0-1)."""
+
+    keep_refined: bool
+    predicted_gain: float
+    plddt_refined: float
+    plddt_input: float
+
+
+def decide(qa_refined: np.ndarray, qa_input: np.ndarray, qa_node: np.ndarray, margin: float) -> GateDecision:
+    """Gate one decoy.
+
+    Args:
+        qa_refined, qa_input: (n_nodes,) QA of the normal pass and of :func:`input_quality`.
+        qa_node: (n_residues,) node carrying each residue's QA (−1 where none), as in the graph.
+        margin: keep the refined structure only when the predicted gain is > margin
+            (``math.inf`` = always fall back, ``-math.inf`` = never).
+    """
+    nodes = np.asarray(qa_node)[np.asarray(qa_node) >= 0]
+    refined = float(np.mean(np.asarray(qa_refined)[nodes])) if len(nodes) else math.nan
+    original = float(np.mean(np.asarray(qa_input)[nodes])) if len(nodes) else math.nan
+    gain = refined - original
+    return GateDecision(bool(math.isfinite(gain) and gain > margin), gain, refined, original)
+
+
+def gate_margin(weights: Path) -> float | None:
+    """The calibrated margin stored beside ``weights`` (``<weights>.json`` → ``"gate"`` → ``"margin"``),
+    None when the weights carry no gate (e.g. the untrained default). ``"inf"`` means always fall back."""
+    sidecar = json.loads(Path(weights).with_suffix(".json").read_text())
+    gate = sidecar.get(GATE_KEY)
+    return None if gate is None else float(gate["margin"])

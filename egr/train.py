@@ -1,0 +1,545 @@
+"""Training and evaluation of EGR on prepared decoys (``egr train``, ``egr evaluate``).
+
+Loss per decoy (DESIGN.md, "Training"), on one graph per optimiser step:
+
+    L = Huber_δ(‖X' − X*‖) over atoms with a native partner          (δ = 1 Å; X* = native in the decoy frame)
+      + w · MSE(QA(refined), LDDT-Cα(X'_Cα vs native))               (QA of the normal pass)
+      + w_in · MSE(QA(input), LDDT-Cα(X_Cα vs native))                (QA of the input pass, egr.gate)
+
+* X is the decoy plus Gaussian noise (σ ≈ 0.1 Å, "noisy nodes"); the edge features stay those of the
+  clean decoy. Optionally one randomly chosen chain is first moved as a rigid body (a rotation of up to
+  ``rigid_rotation_deg`` about its centroid and a shift of up to ``rigid_translation`` Å); the graph is then
+  rebuilt (k-NN edges and edge features from the moved coordinates; surface proximity is per chain, so a
+  rigid move leaves it unchanged) and the targets stay where they were, so the model learns to undo
+  docking-like errors as well as conformational ones.
+* The LDDT-Cα labels are computed in the loop from the current Cα coordinates (:func:`egr.dataset.lddt_ca_torch`):
+  the QA head always learns the quality of the structure it is reporting on. The labels carry no
+  gradient; a soft (differentiable) label would let the QA term pull coordinates towards the QA head's
+  own guess.
+* The coordinate term applies only to decoys with DockQ ≥ ``coord_min_dockq`` (acceptable or better):
+  an incorrect decoy's partner sits tens of Å from its native place, which no local refinement can
+  reach, and its huge Huber term would swamp the rest. Incorrect decoys still train both QA terms,
+  which is what the gate needs to learn that they cannot be rescued.
+
+Optimiser AdamW (lr 1e-4); validation after every epoch: Cα/all-atom RMSD of refined vs native,
+QA Pearson correlations, ΔDockQ on the first ``val_dockq_decoys`` validation decoys. The checkpoint with the
+lowest validation RMSD is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
+optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
+perturbations of epoch e draw from a generator seeded with (seed, e), so a resumed run reproduces an
+uninterrupted one exactly.
+
+Multi-GPU: launch the same command under ``torchrun --nproc_per_node=N``; every process trains on its
+share of each epoch's shuffled decoys through :class:`torch.nn.parallel.DistributedDataParallel`
+(NCCL on GPUs, Gloo on CPUs), rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from scipy import stats
+from torch import Tensor, nn
+
+from egr.dataset import Example, load_example, lddt_ca_torch, read_index
+from egr.gate import GATE_KEY, decide, input_quality
+from egr.graph import featurize
+from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from egr.metrics import ScoringError, dockq_scores
+from egr.model import EGR, EGRConfig
+from egr.split import read_splits
+from egr.structure import write_pdb
+from egr.weights import load_model, save_weights
+
+CHECKPOINT_FORMAT = "egr-train-checkpoint/1"
+# DockQ ≥ 0.23 is CAPRI "acceptable": the threshold under which a decoy is considered unrefinable.
+ACCEPTABLE_DOCKQ = 0.23
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters of a training run (plain scalars, saved in checkpoints and the weights' sidecar).
+
+    Model: hidden, num_layers, heads (EGRConfig). Loss: huber_delta (Å), lddt_weight (w),
+    input_qa_weight (w_in; 0 skips the input pass), coord_min_dockq. Augmentation: noise_sigma (Å),
+    rigid_rotation_deg (°), rigid_translation (Å), both 0 = off. Data: max_atoms (larger training decoys are
+    skipped, to bound time and memory), val_dockq_decoys. Optimiser: lr, weight_decay, grad_clip (max
+    gradient norm; 0 = off), epochs, seed.
+    """
+
+    hidden: int = 64
+    num_layers: int = 4
+    heads: int = 4
+    epochs: int = 10
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    grad_clip: float = 10.0
+    huber_delta: float = 1.0
+    lddt_weight: float = 0.02
+    input_qa_weight: float = 0.02
+    coord_min_dockq: float = ACCEPTABLE_DOCKQ
+    noise_sigma: float = 0.1
+    rigid_rotation_deg: float = 0.0
+    rigid_translation: float = 0.0
+    max_atoms: int = 12000
+    val_dockq_decoys: int = 6
+    seed: int = 0
+
+    def model_config(self) -> EGRConfig:
+        return EGRConfig(hidden=self.hidden, num_layers=self.num_layers, heads=self.heads)
+
+
+@dataclass(frozen=True)
+class DataSelection:
+    """Prepared decoys (rows of the cache's ``index.tsv``) of each split."""
+
+    cache: Path
+    train: list[dict]
+    val: list[dict]
+    test: list[dict]
+
+
+def select_data(cache: Path, splits_file: Path, max_atoms: int | None = None) -> DataSelection:
+    """Rows of ``cache/index.tsv`` per split of ``splits_file``; ``max_atoms`` filters the training rows only.
+
+    Rows are sorted by (set, target, decoy_id), so the selection does not depend on the index's order.
+    """
+    split_of = {(s.set_name, s.target): s.split for s in read_splits(splits_file)}
+    rows = sorted(read_index(cache), key=lambda r: (r["set"], r["target"], r["decoy_id"]))
+    missing = sorted({f"{r['set']}/{r['target']}" for r in rows} - {f"{s}/{t}" for s, t in split_of})
+    if missing:
+        raise ValueError(f"{splits_file}: no split for prepared target(s) {', '.join(missing[:5])}")
+    by_split = {name: [r for r in rows if split_of[(r["set"], r["target"])] == name] for name in ("train", "val", "test")}
+    if max_atoms is not None:
+        by_split["train"] = [r for r in by_split["train"] if int(r["n_atoms"]) <= max_atoms]
+    return DataSelection(Path(cache), by_split["train"], by_split["val"], by_split["test"])
+
+
+def huber_distance(pred: Tensor, target: Tensor, delta: float) -> Tensor:
+    """Mean Huber loss of per-atom distances ‖pred − target‖ (Å): rotation-invariant, unlike a per-component loss.
+
+    pred, target (m, 3). 0.5·d² for d ≤ δ, δ·(d − 0.5·δ) beyond.
+    """
+    # a tiny floor under the square root keeps the gradient finite where pred == target
+    d = torch.sqrt((pred - target).square().sum(1) + 1e-12)
+    return F.huber_loss(d, torch.zeros_like(d), delta=delta)
+
+
+def residue_ca(pos: Tensor, ca_node: Tensor) -> Tensor:
+    """(n_residues, 3) Cα coordinates from node coordinates (rows of residues without a Cα are node 0's; the
+    LDDT pairs never refer to them)."""
+    return pos[ca_node.clamp(min=0)]
+
+
+def _qa_mse(qa: Tensor, ca_node: Tensor, label: Tensor) -> Tensor:
+    valid = (ca_node >= 0) & torch.isfinite(label)
+    if not valid.any():
+        return qa.sum() * 0.0
+    return F.mse_loss(qa[ca_node[valid]], label[valid])
+
+
+class _TwoPass(nn.Module):
+    """The normal pass and (optionally) the input pass of :mod:`egr.gate` in one module, so that
+    DistributedDataParallel sees one forward per step."""
+
+    def __init__(self, model: EGR, input_pass: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.input_pass = input_pass
+
+    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        refined, qa = self.model(x, pos, edge_index, edge_attr)
+        qa_input = input_quality(self.model, x, pos, edge_index, edge_attr) if self.input_pass else None
+        return refined, qa, qa_input
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    # one independent stream per (seed, epoch): resuming at epoch e needs no saved RNG state
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+
+
+def rigid_perturbation(example: Example, cfg: TrainConfig, generator: torch.Generator) -> Example:
+    """Move one random chain of the decoy as a rigid body and rebuild its graph (see the module doc)."""
+    c = example.complex
+    chain = int(torch.randint(c.chain_index.max() + 1, (1,), generator=generator))
+    axis = torch.randn(3, generator=generator, dtype=torch.float64)
+    angle = math.radians(cfg.rigid_rotation_deg) * float(torch.rand(1, generator=generator, dtype=torch.float64))
+    direction = torch.randn(3, generator=generator, dtype=torch.float64)
+    shift = cfg.rigid_translation * float(torch.rand(1, generator=generator, dtype=torch.float64))
+    rotation = _axis_angle_matrix(axis.numpy(), angle)
+    members = c.chain_index == chain
+    coords = c.coords.copy()
+    centre = coords[members].mean(0)
+    coords[members] = (coords[members] - centre) @ rotation.T + centre + shift * direction.numpy() / np.linalg.norm(direction.numpy())
+    moved = c.with_coords(coords)
+    proximity = example.graph.x[:, -1].double().numpy()
+    bundle = featurize(example.meta["decoy_id"], moved, proximity, np.full(c.n_atoms, "n/a"))
+    return replace(example, graph=bundle.graph, complex=moved)
+
+
+def _axis_angle_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation matrix (3, 3) for ``angle`` radians about ``axis`` (Rodrigues' formula)."""
+    k = axis / np.linalg.norm(axis)
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + math.sin(angle) * cross + (1.0 - math.cos(angle)) * cross @ cross
+
+
+def training_loss(net: nn.Module, example: Example, cfg: TrainConfig, generator: torch.Generator,
+                  device: torch.device) -> tuple[Tensor, dict[str, float]]:
+    """Loss of one decoy (module doc) and its parts as floats. ``net`` is a :class:`_TwoPass` (maybe DDP-wrapped)."""
+    if cfg.rigid_rotation_deg > 0 or cfg.rigid_translation > 0:
+        example = rigid_perturbation(example, cfg, generator)
+    g = example.graph
+    noise = torch.randn(g.pos.shape, generator=generator) * cfg.noise_sigma
+    pos = (g.pos + noise).to(device)
+    refined, qa, qa_input = net(g.x.to(device), pos, g.edge_index.to(device), g.edge_attr.to(device))
+    mask, target = example.target_mask.to(device), example.target_pos.to(device)
+    ca_node = example.ca_node.to(device)
+    pairs, native_dist, total = (example.lddt_pairs.to(device), example.lddt_native_dist.to(device),
+                                 example.lddt_total.to(device))
+    with torch.no_grad():
+        lddt_refined = lddt_ca_torch(residue_ca(refined, ca_node), pairs, native_dist, total)
+    parts = {"qa": _qa_mse(qa, ca_node, lddt_refined)}
+    use_coords = example.dockq >= cfg.coord_min_dockq and bool(mask.any())
+    parts["coord"] = huber_distance(refined[mask], target[mask], cfg.huber_delta) if use_coords else refined.sum() * 0.0
+    loss = parts["coord"] + cfg.lddt_weight * parts["qa"]
+    if qa_input is not None:
+        with torch.no_grad():
+            lddt_input = lddt_ca_torch(residue_ca(pos, ca_node), pairs, native_dist, total)
+        parts["qa_input"] = _qa_mse(qa_input, ca_node, lddt_input)
+        loss = loss + cfg.input_qa_weight * parts["qa_input"]
+    return loss, {k: float(v.detach()) for k, v in parts.items()}
+
+
+@dataclass
+class DecoyResult:
+    """Evaluation of one decoy: RMSDs to the native (Å, over atoms with a native partner), LDDT-Cα,
+    QA, gate decision and DockQ (None where not scored)."""
+
+    set_name: str
+    target: str
+    decoy_id: str
+    n_atoms: int
+    rmsd_input: float
+    rmsd_refined: float
+    ca_rmsd_input: float
+    ca_rmsd_refined: float
+    lddt_input: float
+    lddt_refined: float
+    plddt_input: float
+    plddt_refined: float
+    predicted_gain: float
+    qa_pearson: float | None
+    dockq_input: float
+    dockq_refined: float | None = None
+    residue_qa: dict = field(default_factory=dict, repr=False)  # pooled later for QA correlations
+
+    def delta_dockq(self, margin: float) -> float | None:
+        """ΔDockQ after the gate with ``margin`` (0 where the gate falls back to the input)."""
+        if self.dockq_refined is None:
+            return None
+        return self.dockq_refined - self.dockq_input if self.predicted_gain > margin else 0.0
+
+
+def _rmsd(a: Tensor, b: Tensor) -> float:
+    return float(torch.sqrt((a - b).square().sum(1).mean())) if len(a) else math.nan
+
+
+@torch.no_grad()
+def evaluate_example(model: EGR, example: Example, device: torch.device, score_dockq: bool) -> DecoyResult:
+    """Refine one decoy (no noise) and measure it against its native (see :class:`DecoyResult`)."""
+    g = example.graph.to(device)
+    refined, qa = model(g.x, g.pos, g.edge_index, g.edge_attr)
+    qa_input = input_quality(model, g.x, g.pos, g.edge_index, g.edge_attr)
+    refined, qa, qa_input, pos = refined.cpu(), qa.cpu(), qa_input.cpu(), g.pos.cpu()
+    m, ca_node = example.target_mask, example.ca_node
+    ca_mask = torch.zeros_like(m)
+    ca_mask[ca_node[ca_node >= 0]] = True
+    ca_mask &= m
+    args = (example.lddt_pairs, example.lddt_native_dist, example.lddt_total)
+    lddt_in = lddt_ca_torch(residue_ca(pos, ca_node), *args)
+    lddt_out = lddt_ca_torch(residue_ca(refined, ca_node), *args)
+    valid = (ca_node >= 0) & torch.isfinite(lddt_out)
+    qa_res, qa_in_res = qa[ca_node[valid]].numpy(), qa_input[ca_node[valid]].numpy()
+    true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
+    correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
+    gate = decide(qa.numpy(), qa_input.numpy(), example.graph.qa_node.numpy(), margin=0.0)
+    dockq_refined = None
+    if score_dockq:
+        with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
+            path = Path(scratch) / f"{example.meta['decoy_id']}_refined.pdb"
+            write_pdb(example.complex.with_coords(refined.double().numpy()), path)
+            try:
+                dockq_refined = float(dockq_scores(path, Path(example.meta["native"]))["global_dockq"])
+            except ScoringError:
+                dockq_refined = None
+    return DecoyResult(
+        set_name=example.meta["set"], target=example.meta["target"], decoy_id=example.meta["decoy_id"],
+        n_atoms=int(len(pos)), rmsd_input=_rmsd(pos[m], example.target_pos[m]),
+        rmsd_refined=_rmsd(refined[m], example.target_pos[m]),
+        ca_rmsd_input=_rmsd(pos[ca_mask], example.target_pos[ca_mask]),
+        ca_rmsd_refined=_rmsd(refined[ca_mask], example.target_pos[ca_mask]),
+        lddt_input=float(np.mean(true_in)) if len(true_in) else math.nan,
+        lddt_refined=float(np.mean(true_out)) if len(true_out) else math.nan,
+        plddt_input=gate.plddt_input, plddt_refined=gate.plddt_refined, predicted_gain=gate.predicted_gain,
+        qa_pearson=float(stats.pearsonr(qa_res, true_out)[0]) if correlated else None,
+        dockq_input=example.dockq, dockq_refined=dockq_refined,
+        residue_qa={"pred": qa_res, "true": true_out, "pred_input": qa_in_res, "true_input": true_in},
+    )
+
+
+def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: float) -> dict:
+    """Aggregate figures of evaluated decoys (means over decoys; QA correlations pooled over residues).
+
+    ``rmsd_refinable`` (the checkpoint criterion) is the mean all-atom RMSD of refined decoys with
+    DockQ ≥ ``coord_min_dockq``; ΔDockQ figures are over decoys with a refined DockQ, raw (every decoy
+    refined) and gated (the gate with ``margin`` applied).
+    """
+    refinable = [r for r in results if r.dockq_input >= coord_min_dockq]
+
+    def mean(values) -> float | None:
+        values = [v for v in values if v is not None and math.isfinite(v)]
+        return float(np.mean(values)) if values else None
+
+    def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+        return float(stats.pearsonr(a, b)[0]) if len(a) > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else None
+
+    pred = np.concatenate([r.residue_qa["pred"] for r in results]) if results else np.zeros(0)
+    true = np.concatenate([r.residue_qa["true"] for r in results]) if results else np.zeros(0)
+    pred_in = np.concatenate([r.residue_qa["pred_input"] for r in results]) if results else np.zeros(0)
+    true_in = np.concatenate([r.residue_qa["true_input"] for r in results]) if results else np.zeros(0)
+    scored = [r for r in results if r.dockq_refined is not None]
+    raw = [r.dockq_refined - r.dockq_input for r in scored]
+    gated = [r.delta_dockq(margin) for r in scored]
+    return {
+        "n_decoys": len(results),
+        "n_refinable": len(refinable),
+        "rmsd_refinable": mean(r.rmsd_refined for r in refinable),
+        "rmsd_refinable_input": mean(r.rmsd_input for r in refinable),
+        "ca_rmsd_refinable": mean(r.ca_rmsd_refined for r in refinable),
+        "ca_rmsd_refinable_input": mean(r.ca_rmsd_input for r in refinable),
+        "delta_lddt": mean(r.lddt_refined - r.lddt_input for r in results),
+        "qa_pearson_residues": pearson(pred, true),
+        "qa_input_pearson_residues": pearson(pred_in, true_in),
+        "qa_pearson_decoys": pearson(np.array([r.plddt_refined for r in results]),
+                                     np.array([r.lddt_refined for r in results])),
+        "n_dockq": len(scored),
+        "delta_dockq_mean_raw": mean(raw),
+        "delta_dockq_min_raw": min(raw) if raw else None,
+        "fi_dockq_raw": float(np.mean(np.array(raw) > 0)) if raw else None,
+        "gate_margin": margin if math.isfinite(margin) else str(margin),
+        "gate_kept": int(sum(r.predicted_gain > margin for r in scored)),
+        "delta_dockq_mean_gated": mean(gated),
+        "delta_dockq_min_gated": min(gated) if gated else None,
+    }
+
+
+def calibrate_margin(results: Sequence[DecoyResult], max_loss: float = 0.05) -> float:
+    """Smallest gate margin ≥ 0 under which the scored decoys have mean ΔDockQ ≥ 0 and none loses > ``max_loss``.
+
+    Candidates are 0 and the decoys' positive predicted gains (a margin equal to a gain rejects that
+    decoy); +inf (always fall back) is the answer when none qualifies. The margin is never negative:
+    the gate keeps a refinement only where the QA predicts a gain, never where it predicts a loss.
+    """
+    scored = [r for r in results if r.dockq_refined is not None]
+    for margin in sorted({0.0, *(r.predicted_gain for r in scored if r.predicted_gain > 0)}):
+        deltas = np.array([r.delta_dockq(margin) for r in scored])
+        if len(deltas) and deltas.mean() >= 0.0 and deltas.min() >= -max_loss:
+            return float(margin)
+    return math.inf
+
+
+def _distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); initialises the process group (NCCL for CUDA, else Gloo) when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _device(requested: str, world: int) -> torch.device:
+    if requested == "cuda" and world > 1:
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(requested)
+
+
+def _save_checkpoint(path: Path, model: EGR, optimiser: torch.optim.Optimizer, epoch: int, cfg: TrainConfig,
+                     history: list[dict], best: dict | None) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "config": asdict(cfg),
+               "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+               "history": json.dumps(history), "best": json.dumps(best)}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _number(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _epoch_line(record: dict, epochs: int) -> str:
+    t, v = record["train"], record["val"]
+    return (f"epoch {record['epoch']}/{epochs} {record['seconds']:.0f}s loss {t['loss']:.4f} (coord {t['coord']:.4f}, "
+            f"qa {t['qa']:.4f}, qa_input {_number(t.get('qa_input'), '.4f')}) | val RMSD {_number(v['rmsd_refinable'])} "
+            f"(input {_number(v['rmsd_refinable_input'])}) ΔLDDT {_number(v['delta_lddt'], '+.4f')} "
+            f"QA r {_number(v['qa_pearson_residues'])} ΔDockQ {_number(v['delta_dockq_mean_raw'], '+.4f')}")
+
+
+def _criterion(record: dict) -> float:
+    """Checkpoint criterion: validation RMSD of refinable decoys (Å; inf where there are none)."""
+    value = record["val"]["rmsd_refinable"]
+    return math.inf if value is None else float(value)
+
+
+def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device) -> dict:
+    model.eval()
+    results = [evaluate_example(model, load_example(data.cache, row), device, score_dockq=i < cfg.val_dockq_decoys)
+               for i, row in enumerate(data.val)]
+    model.train()
+    return summarise(results, margin=0.0, coord_min_dockq=cfg.coord_min_dockq)
+
+
+@contextmanager
+def _deterministic_algorithms() -> Iterator[None]:
+    """PyTorch's deterministic kernels for the duration of the block, then the caller's setting again.
+
+    On CPU this is what makes runs bit-identical: with several threads, the backward of index gathers
+    accumulates in a thread-dependent order otherwise. warn_only: a GPU op without a deterministic
+    kernel warns instead of failing.
+    """
+    enabled, warn_only = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool = False,
+          device: str = "cpu", log: Callable[[str], None] = print) -> dict:
+    """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
+
+    Returns the best epoch's record (epoch, training loss parts, validation summary). Runs on CPU are
+    bit-for-bit reproducible for a given seed and thread count.
+    """
+    with _deterministic_algorithms():
+        return _train(cache, splits_file, outdir, cfg, resume, device, log)
+
+
+def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool, device: str,
+           log: Callable[[str], None]) -> dict:
+    rank, world = _distributed(device)
+    dev = _device(device, world)
+    data = select_data(cache, splits_file, cfg.max_atoms)
+    if not data.train or not data.val:
+        raise ValueError(f"need training and validation decoys; got {len(data.train)} and {len(data.val)}")
+    outdir = Path(outdir)
+    with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        model = EGR(cfg.model_config()).to(dev)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, history, best = 0, [], None
+    checkpoint = outdir / "last.pt"
+    if resume and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=dev, weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{checkpoint}: not an egr training checkpoint")
+        # only the number of epochs may change on resume (to train further); anything else would
+        # silently mix two runs
+        changed = sorted(k for k, v in state["config"].items() if k != "epochs" and v != asdict(cfg).get(k))
+        if changed:
+            raise ValueError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume needs the same")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        start, history, best = int(state["epoch"]), json.loads(state["history"]), json.loads(state["best"])
+        log(f"resumed from {checkpoint} after epoch {start}")
+    net: nn.Module = _TwoPass(model, input_pass=cfg.input_qa_weight > 0)
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    for epoch in range(start, cfg.epochs):
+        began = time.perf_counter()
+        generator = _epoch_generator(cfg.seed, epoch)
+        order = torch.randperm(len(data.train), generator=generator).tolist()
+        # every rank takes the same number of steps (DDP all-reduces once per step)
+        mine = order[: len(order) - len(order) % world][rank::world]
+        sums: dict[str, float] = {}
+        for index in mine:
+            loss, parts = training_loss(net, load_example(data.cache, data.train[index]), cfg, generator, dev)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimiser.step()
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value
+        record = {"epoch": epoch + 1, "train": {k: v / max(len(mine), 1) for k, v in sums.items()},
+                  "train_seconds": round(time.perf_counter() - began, 1)}
+        if rank == 0:
+            record["val"] = _validate(model, data, cfg, dev)
+            record["seconds"] = round(time.perf_counter() - began, 1)
+            history.append(record)
+            if best is None or _criterion(record) < _criterion(best):
+                best = record
+                save_weights(model, outdir / "best.safetensors", trained=True,
+                             description=f"EGR trained by egr.train (best validation RMSD, epoch {epoch + 1})",
+                             extra={"training": {"config": asdict(cfg), "epoch": epoch + 1, "validation": record["val"],
+                                                 "splits": str(splits_file)}})
+            _save_checkpoint(checkpoint, model, optimiser, epoch + 1, cfg, history, best)
+            atomic_write_json(outdir / "history.json", history)
+            log(_epoch_line(record, cfg.epochs))
+        if world > 1:
+            dist.barrier()
+    if world > 1:
+        dist.destroy_process_group()
+    return best or {}
+
+
+def evaluate(weights: Path, cache: Path, splits_file: Path, split: str, outdir: Path, margin: float | None = None,
+             calibrate: bool = False, device: str = "cpu", coord_min_dockq: float = ACCEPTABLE_DOCKQ,
+             log: Callable[[str], None] = print) -> dict:
+    """Evaluate ``weights`` on every decoy of ``split`` (DockQ of every refined decoy).
+
+    With ``calibrate``, the gate margin is fitted on these decoys (:func:`calibrate_margin`) and stored
+    in the weights' sidecar; otherwise ``margin`` (or the sidecar's, or 0) is applied. Writes
+    ``outdir/eval_<split>.tsv`` (one row per decoy) and ``outdir/eval_<split>.json`` (summary).
+    """
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be train, val or test, not {split!r}")
+    model, _ = load_model(weights, device)
+    rows = getattr(select_data(cache, splits_file), split)
+    results = []
+    for row in rows:
+        results.append(evaluate_example(model, load_example(cache, row), torch.device(device), score_dockq=True))
+        log(f"{row['set']}/{row['decoy_id']}: DockQ {results[-1].dockq_input:.3f} -> {results[-1].dockq_refined}")
+    sidecar_path = Path(weights).with_suffix(".json")
+    sidecar = json.loads(sidecar_path.read_text())
+    if calibrate:
+        margin = calibrate_margin(results)
+        sidecar[GATE_KEY] = {"margin": margin if math.isfinite(margin) else "inf",
+                             "rule": "keep refined iff mean pLDDT(refined) - mean pLDDT(input) > margin",
+                             "calibrated_on": f"{splits_file}:{split}", "n_decoys": len(results)}
+        atomic_write_json(sidecar_path, sidecar)
+    elif margin is None:
+        margin = float(sidecar.get(GATE_KEY, {}).get("margin", 0.0))
+    summary = {"weights": str(weights), "split": split, **summarise(results, margin, coord_min_dockq)}
+    columns = [k for k in DecoyResult.__dataclass_fields__ if k != "residue_qa"]
+    lines = ["\t".join([*columns, "delta_dockq_gated"])]
+    for r in results:
+        values = [getattr(r, k) for k in columns] + [r.delta_dockq(margin)]
+        lines.append("\t".join("" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in values))
+    atomic_write_text(Path(outdir) / f"eval_{split}.tsv", "\n".join(lines) + "\n")
+    atomic_write_json(outdir / f"eval_{split}.json", summary)
+    return summary
