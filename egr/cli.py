@@ -115,7 +115,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
         bundles = [load_graph(g) for g in graphs]
     except (OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size)):
+    for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
         write_outputs(bundle, refinement, outdir, info, device)
 
 

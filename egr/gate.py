@@ -16,10 +16,8 @@ scale, so their difference is meaningful even where the absolute pLDDT is off by
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +25,7 @@ from torch import Tensor
 
 from egr.model import EGR
 
-GATE_KEY = "gate"
+GATE_KEY = "gate"  # key of the gate record in the weights' JSON sidecar
 
 
 def input_quality(model: EGR, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor,
@@ -69,11 +67,3 @@ def decide(qa_refined: np.ndarray, qa_input: np.ndarray, qa_node: np.ndarray, ma
     original = float(np.mean(np.asarray(qa_input)[nodes])) if len(nodes) else math.nan
     gain = refined - original
     return GateDecision(bool(math.isfinite(gain) and gain > margin), gain, refined, original)
-
-
-def gate_margin(weights: Path) -> float | None:
-    """The calibrated margin stored beside ``weights`` (``<weights>.json`` → ``"gate"`` → ``"margin"``),
-    None when the weights carry no gate (e.g. the untrained default). ``"inf"`` means always fall back."""
-    sidecar = json.loads(Path(weights).with_suffix(".json").read_text())
-    gate = sidecar.get(GATE_KEY)
-    return None if gate is None else float(gate["margin"])

@@ -8,7 +8,7 @@ the refined coordinates; B-factor = predicted LDDT-Cα × 100), ```<id>_plddt.cs
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from scipy.spatial import cKDTree
 from torch_geometric.data import Batch
 
 from egr import __version__
+from egr.gate import decide, input_quality
 from egr.graph import GraphBundle
 from egr.io import atomic_write_json, atomic_write_text
 from egr.model import EGR
@@ -24,6 +25,8 @@ from egr.structure import Complex, write_pdb
 from egr.weights import ModelInfo
 
 INTERFACE_CUTOFF = 8.0  # Å, heavy-atom distance to another chain that makes a residue an interface residue
+MAX_BOND_CHANGE = 0.1  # Å a covalent bond may change before a refinement counts as unphysical
+CLASH = 2.2  # Å between heavy atoms that are not bonded
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,13 @@ class Refinement:
     coords: np.ndarray
     plddt: np.ndarray
     seconds: float
+    gate: dict | None = None  # the never-worse gate's decision (egr.gate.GateDecision) when it ran
 
 
 def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.device = "cpu",
-                   batch_size: int = 8) -> list[Refinement]:
-    """Run EGR over ``bundles`` in batches of ``batch_size`` graphs; results in input order."""
+                   batch_size: int = 8, gate_margin: float | None = None) -> list[Refinement]:
+    """Run EGR over ``bundles`` in batches of ``batch_size`` graphs; results in input order.
+    ``gate_margin`` (from the weights, :attr:`ModelInfo.gate_margin`) switches the never-worse gate on."""
     kinds = {b.kind for b in bundles}
     expected = "ca" if model.config.node_in == 28 else "all_atom"
     if kinds - {expected}:
@@ -48,27 +53,78 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
         chunk = bundles[start:start + batch_size]
         began = time.perf_counter()
         batch = Batch.from_data_list([b.graph for b in chunk]).to(device)
+        inputs = (batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
         with torch.inference_mode():
-            pos, qa = model(batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
+            pos, qa = model(*inputs)
+            qa_input = input_quality(model, *inputs) if gate_margin is not None else None
         pos, qa = pos.double().cpu().numpy(), qa.double().cpu().numpy()
+        qa_input = qa_input.double().cpu().numpy() if qa_input is not None else None
         seconds = (time.perf_counter() - began) / len(chunk)
         ptr = batch.ptr.cpu().numpy()
         for i, bundle in enumerate(chunk):
             nodes = slice(ptr[i], ptr[i + 1])
-            results.append(_to_refinement(bundle, pos[nodes], qa[nodes], seconds))
+            refinement = _to_refinement(bundle, pos[nodes], qa[nodes], seconds)
+            if qa_input is not None:
+                refinement = _gated(bundle, refinement, qa[nodes], qa_input[nodes], gate_margin)
+                refinement = _physical_or_input(bundle, refinement, qa_input[nodes])
+            results.append(refinement)
     return results
+
+
+def physical_problems(bundle: GraphBundle, coords: np.ndarray) -> str:
+    """'' when ``coords`` keep the input's chemistry, else a one-line reason: a covalent bond (graph edges
+    with the covalent flag) changed by more than 0.1 Å, or a new clash (< 2.2 Å) between atoms that
+    were more than 2.5 Å apart in the input (so bonded and angle neighbours are not counted)."""
+    if bundle.kind != "all_atom":
+        return ""
+    src, dst = bundle.graph.edge_index.numpy()
+    before = np.linalg.norm(bundle.complex.coords[src] - bundle.complex.coords[dst], axis=1)
+    after = np.linalg.norm(coords[src] - coords[dst], axis=1)
+    covalent = bundle.graph.edge_attr[:, 14].numpy() > 0.5
+    change = float(np.abs(after - before)[covalent].max()) if covalent.any() else 0.0
+    new_clashes = int(np.sum(~covalent & (before > 2.5) & (after < CLASH)))
+    if change > MAX_BOND_CHANGE:
+        return f"a covalent bond changed by {change:.2f} Å (> {MAX_BOND_CHANGE} Å)"
+    if new_clashes:
+        return f"{new_clashes} new heavy-atom contact(s) closer than {CLASH} Å"
+    return ""
+
+
+def _physical_or_input(bundle: GraphBundle, refinement: Refinement, qa_input: np.ndarray) -> Refinement:
+    """The never-worse gate's second check: refined coordinates that break the input's chemistry are
+    replaced by the input's (with the input pass's pLDDT)."""
+    if not refinement.gate["keep_refined"]:
+        return refinement
+    problem = physical_problems(bundle, refinement.coords)
+    if not problem:
+        return refinement
+    gate = {**refinement.gate, "keep_refined": False, "physical_check": problem}
+    return Refinement(bundle.complex.coords, _residue_plddt(bundle, qa_input), refinement.seconds, gate)
+
+
+def _residue_plddt(bundle: GraphBundle, qa: np.ndarray) -> np.ndarray:
+    qa_node = bundle.graph.qa_node.numpy()
+    return np.where(qa_node >= 0, qa[np.clip(qa_node, 0, None)], np.nan)
 
 
 def _to_refinement(bundle: GraphBundle, pos: np.ndarray, qa: np.ndarray, seconds: float) -> Refinement:
     c = bundle.complex
-    qa_node = bundle.graph.qa_node.numpy()
-    plddt = np.where(qa_node >= 0, qa[np.clip(qa_node, 0, None)], np.nan)
+    plddt = _residue_plddt(bundle, qa)
     if bundle.kind == "all_atom":
         return Refinement(pos, plddt, seconds)
     node_residue = bundle.graph.node_residue.numpy()
     shift = np.zeros((c.n_residues, 3))
     shift[node_residue] = pos - bundle.graph.pos.double().numpy()
     return Refinement(c.coords + shift[c.residue_index], plddt, seconds)
+
+
+def _gated(bundle: GraphBundle, refinement: Refinement, qa: np.ndarray, qa_input: np.ndarray,
+           margin: float) -> Refinement:
+    decision = decide(qa, qa_input, bundle.graph.qa_node.numpy(), margin)
+    record = {**asdict(decision), "margin": margin}
+    if decision.keep_refined:
+        return replace(refinement, gate=record)
+    return Refinement(bundle.complex.coords, _residue_plddt(bundle, qa_input), refinement.seconds, record)
 
 
 def interface_residues(c: Complex, cutoff: float = INTERFACE_CUTOFF) -> np.ndarray:
@@ -106,6 +162,9 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
     remarks = [f"refined by egr {__version__}; B-factor = predicted LDDT-Ca x 100"]
     if not model_info.trained:
         remarks.append("UNTRAINED near-identity weights: coordinates barely move, pLDDT is not informative")
+    if refinement.gate is not None and not refinement.gate["keep_refined"]:
+        why = refinement.gate.get("physical_check") or "no predicted gain"
+        remarks.append(f"never-worse gate: {why}; input coordinates kept")
     write_pdb(c.with_coords(refinement.coords), folder / f"{bundle.decoy_id}_refined.pdb", atom_b, remarks)
     atomic_write_text(folder / f"{bundle.decoy_id}_plddt.csv", plddt_table(c, refinement.plddt, interface))
     displacement = np.linalg.norm(refinement.coords - c.coords, axis=1)
@@ -130,6 +189,7 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
         "rmsd_to_input": round(float(np.sqrt(np.mean(displacement ** 2))), 4),
         "max_displacement": round(float(displacement.max()), 4),
         "model": asdict(model_info),
+        "gate": refinement.gate,
         "device": str(device),
         "egr_version": __version__,
         "seconds": seconds,

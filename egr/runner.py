@@ -242,7 +242,7 @@ def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info
 
     def flush() -> None:
         bundles = [bundle for _, bundle, _ in pending]
-        for (item, bundle, record), outcome in zip(pending, _refine_each(bundles, model, options)):
+        for (item, bundle, record), outcome in zip(pending, _refine_each(bundles, model, model_info, options)):
             if isinstance(outcome, str):
                 rows[item.id] = _fail(item, outdir, outcome, record)
             else:
@@ -294,17 +294,17 @@ def _score(item: DecoyInput, outdir: Path, method: str, resume: bool) -> None:
         write_score_file(structure, item.native, folder / f"{item.id}_{method}_dockq.json", reuse=resume)
 
 
-def _refine_each(bundles: list, model, options: RunOptions) -> list:
+def _refine_each(bundles: list, model, model_info: ModelInfo, options: RunOptions) -> list:
     """Refinements in order; if a batch fails (e.g. out of memory), each decoy is retried alone and
     a decoy that still fails gets its one-line reason instead."""
     if not bundles:
         return []
     try:
-        return refine_bundles(bundles, model, options.device, options.batch_size)
+        return refine_bundles(bundles, model, options.device, options.batch_size, model_info.gate_margin)
     except Exception as exc:
         if len(bundles) == 1:
             return [f"refinement failed: {_one_line(exc)}"]
-    return [outcome for bundle in bundles for outcome in _refine_each([bundle], model, options)]
+    return [outcome for bundle in bundles for outcome in _refine_each([bundle], model, model_info, options)]
 
 
 def _one_line(exc: BaseException) -> str:

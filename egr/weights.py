@@ -30,6 +30,7 @@ class ModelInfo:
     trained: bool
     description: str
     kind: str  # "all_atom" | "ca": which graph the model was built for
+    gate_margin: float | None = None  # never-worse gate (egr.gate); None when the weights carry none
 
 
 def config_path(weights: Path) -> Path:
@@ -68,5 +69,6 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu") 
         trained=bool(sidecar.get("trained", False)),
         description=str(sidecar.get("description", "")),
         kind="ca" if config.node_in == 28 else "all_atom",
+        gate_margin=float(sidecar["gate"]["margin"]) if sidecar.get("gate") else None,
     )
     return model, info

@@ -1,0 +1,96 @@
+"""Refinement with the shipped weights on real decoys: physically sane output and the never-worse gate."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from egr.graph import covalent_flags, featurize, knn_edges
+from egr.refine import physical_problems, refine_bundles
+from egr.structure import read_decoy
+from egr.surface import compute_surface
+from egr.weights import load_model
+
+CLASH = 2.2  # Å between heavy atoms that are neither bonded nor bonded to a common atom (1-2 and 1-3 pairs
+# such as O(i)–N(i+1), 2.25 Å in a peptide, are chemistry, not clashes)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def bundles(decoy_paths):
+    out = []
+    for path in decoy_paths[:3]:
+        c, _ = read_decoy(path)
+        surface = compute_surface(c.coords, c.elements, c.chain_ids, backend="builtin")
+        out.append(featurize(path.name, c, surface.proximity, surface.backend))
+    return out
+
+
+def clashes(coords: np.ndarray, excluded: sparse.csr_matrix) -> int:
+    pairs = cKDTree(coords).query_pairs(CLASH, output_type="ndarray")
+    return int(np.sum(np.asarray(excluded[pairs[:, 0], pairs[:, 1]]).ravel() == 0))
+
+
+def test_refined_structures_stay_physical(model, bundles):
+    """What egr writes keeps the input's chemistry: no new clashes (1-2/1-3 neighbours excluded) and
+    bonds within 0.1 Å of the input's, even when the gate is told to keep every refinement."""
+    net, info = model
+    for margin in (info.gate_margin, -math.inf):
+        for bundle, refined in zip(bundles, refine_bundles(bundles, net, gate_margin=margin)):
+            c = bundle.complex
+            edges = knn_edges(c.coords)
+            src, dst = edges[:, covalent_flags(edges, c.coords, c.elements)]
+            bonds = sparse.coo_matrix((np.ones(len(src)), (src, dst)), shape=(c.n_atoms,) * 2).tocsr()
+            bonds = ((bonds + bonds.T) > 0).astype(np.int32)
+            excluded = ((bonds + bonds @ bonds) > 0).tocsr()
+            assert clashes(refined.coords, excluded) <= clashes(c.coords, excluded), bundle.decoy_id
+            before = np.linalg.norm(c.coords[src] - c.coords[dst], axis=1)
+            after = np.linalg.norm(refined.coords[src] - refined.coords[dst], axis=1)
+            assert np.abs(after - before).max() <= 0.1, (bundle.decoy_id, refined.gate)
+            assert np.all((refined.plddt >= 0) & (refined.plddt <= 1))
+
+
+def test_physical_check_catches_a_stretched_bond_and_a_clash(bundles):
+    bundle = bundles[0]
+    c = bundle.complex
+    assert physical_problems(bundle, c.coords) == ""
+    stretched = c.coords.copy()
+    stretched[1] += (c.coords[1] - c.coords[0]) / np.linalg.norm(c.coords[1] - c.coords[0]) * 0.3  # N–CA + 0.3 Å
+    assert "covalent bond changed by" in physical_problems(bundle, stretched)
+    src, dst = bundle.graph.edge_index.numpy()
+    far = np.flatnonzero((np.linalg.norm(c.coords[src] - c.coords[dst], axis=1) > 3.5)
+                         & (bundle.graph.edge_attr[:, 14].numpy() == 0))[0]
+    squeezed = c.coords.copy()
+    squeezed[src[far]] = c.coords[dst[far]] + 1.5 * (c.coords[src[far]] - c.coords[dst[far]]) / np.linalg.norm(
+        c.coords[src[far]] - c.coords[dst[far]])
+    assert "new heavy-atom contact" in physical_problems(bundle, squeezed) or "covalent" in physical_problems(
+        bundle, squeezed)
+
+
+def test_gate_falls_back_to_the_input_or_keeps_the_refinement(model, bundles):
+    net, _ = model
+    never = refine_bundles(bundles[:1], net, gate_margin=math.inf)[0]
+    assert never.gate["keep_refined"] is False
+    np.testing.assert_array_equal(never.coords, bundles[0].complex.coords)
+    always = refine_bundles(bundles[:1], net, gate_margin=-math.inf)[0]
+    ungated = refine_bundles(bundles[:1], net)[0]
+    if always.gate["keep_refined"]:
+        np.testing.assert_allclose(always.coords, ungated.coords)
+    else:  # predicted gain accepted, but the refinement broke the input's chemistry
+        assert always.gate["physical_check"] == physical_problems(bundles[0], ungated.coords) != ""
+        np.testing.assert_array_equal(always.coords, bundles[0].complex.coords)
+    assert always.gate["predicted_gain"] == pytest.approx(
+        always.gate["plddt_refined"] - always.gate["plddt_input"])
+
+
+def test_shipped_weights_are_trained_and_gated(model):
+    _, info = model
+    assert info.trained and info.gate_margin is not None and len(info.sha256) == 64
