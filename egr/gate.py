@@ -4,8 +4,9 @@ The QA head is trained (:mod:`egr.train`) on two passes of the same network over
 
 * the normal pass, which moves the coordinates; its QA learns the LDDT-Cα of the *refined* structure
   (the pLDDT written into ``<id>_refined.pdb``);
-* an *input* pass with the coordinate updates switched off (every φ_x output replaced by zero, so each
-  layer's x' = α·x⁰ + (1 − α)·x stays at the input coordinates); its QA learns the LDDT-Cα of the input.
+* an *input* pass with the coordinate updates switched off (so each layer's x' = α·x⁰ + (1 − α)·x stays
+  at the input coordinates; :meth:`egr.model.EGR.forward_with_input_pass`); its QA learns the LDDT-Cα
+  of the input.
 
 At inference both passes run; the predicted gain is the mean over residues of
 ``pLDDT(refined) − pLDDT(input)``. The refined coordinates are kept when the gain exceeds a margin
@@ -20,26 +21,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from egr.model import EGR
 
 GATE_KEY = "gate"  # key of the gate record in the weights' JSON sidecar
-
-
-def input_quality(model: EGR, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor,
-                  batch: Tensor | None = None) -> Tensor:
-    """Per-node QA (n,) in [0, 1] of the *input* structure: ``model`` with its coordinate updates off.
-
-    The parameters of every layer's φ_x output Linear are replaced by zeros for this call only (the
-    model itself is not modified, and gradients reach all other parameters as in a normal pass).
-    """
-    zeros = {name: torch.zeros_like(p) for name, p in model.named_parameters() if ".phi_x.lin2." in name}
-    if not zeros:
-        raise ValueError("model has no coordinate-update layers to switch off")
-    _, qa = torch.func.functional_call(model, zeros, (x, pos, edge_index, edge_attr, batch))
-    return qa
 
 
 @dataclass(frozen=True)
@@ -57,7 +41,7 @@ def decide(qa_refined: np.ndarray, qa_input: np.ndarray, qa_node: np.ndarray, ma
     """Gate one decoy.
 
     Args:
-        qa_refined, qa_input: (n_nodes,) QA of the normal pass and of :func:`input_quality`.
+        qa_refined, qa_input: (n_nodes,) QA of the normal pass and of the input pass (``EGR.forward_with_input_pass``).
         qa_node: (n_residues,) node carrying each residue's QA (−1 where none), as in the graph.
         margin: keep the refined structure only when the predicted gain is > margin
             (``math.inf`` = always fall back, ``-math.inf`` = never).

@@ -209,8 +209,9 @@ class EGRLayer(nn.Module):
         x0: Tensor,
         edge_attr: Tensor,
         topo: _Topology,
+        update_coords: bool = True,
     ) -> tuple[Tensor, Tensor]:
-        """Update features and (unless last layer) coordinates.
+        """Update features and (unless last layer, or ``update_coords`` is False) coordinates.
 
         Args:
             h: (n, hidden) current node features.
@@ -240,7 +241,7 @@ class EGRLayer(nn.Module):
         pre += F.linear(h, w[:, hid : 2 * hid])[dst]
         m = self.phi_e.from_preactivation(pre)  # (E, hidden)
 
-        if self.phi_x is not None:
+        if self.phi_x is not None and update_coords:
             shift = topo.mean_incoming(x_hat * self.phi_x(m))
             x = self.alpha * x0 + (1.0 - self.alpha) * x + shift
 
@@ -289,6 +290,19 @@ class EGR(nn.Module):
         Returns:
             (coords, qa): refined coordinates (n, 3) in Å and per-node quality (n,) in [0, 1].
         """
+        coords, qa, _ = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=False)
+        return coords, qa
+
+    def forward_with_input_pass(
+        self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` plus the QA of the input structure itself (n,): the same layers with every
+        coordinate update off, as the never-worse gate (:mod:`egr.gate`) needs. Both passes see the
+        input coordinates in the first layer, so that layer is computed once."""
+        return self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
+
+    def _passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
+                input_pass: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         self._check_inputs(x, pos, edge_index, edge_attr, batch)
         topo = _Topology(edge_index, batch, x.shape[0])
         # Work relative to each graph's centroid: float32 resolves ~1e-4 Å at 1000 Å from the
@@ -297,10 +311,18 @@ class EGR(nn.Module):
         x0 = pos - centre
         h0 = self.embed(x)
         h, coords = h0, x0
-        for layer in self.layers:
+        h_input = None
+        for index, layer in enumerate(self.layers):
+            if input_pass and index > 0:
+                h_input, _ = layer(h_input, x0, h0, x0, edge_attr, topo, update_coords=False)
             h, coords = layer(h, coords, h0, x0, edge_attr, topo)
-        qa = self.qa_out(self.qa_norm(h)).squeeze(1).clamp(0.0, 1.0)
-        return coords + centre, qa
+            if input_pass and index == 0:
+                h_input = h
+        qa_input = self._qa(h_input) if input_pass else None
+        return coords + centre, self._qa(h), qa_input
+
+    def _qa(self, h: Tensor) -> Tensor:
+        return self.qa_out(self.qa_norm(h)).squeeze(1).clamp(0.0, 1.0)
 
     def _check_inputs(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from torch_geometric.data import Batch
 
 from egr import __version__
-from egr.gate import decide, input_quality
+from egr.gate import decide
 from egr.graph import GraphBundle
 from egr.io import atomic_write_json, atomic_write_text
 from egr.model import EGR
@@ -55,8 +55,10 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
         batch = Batch.from_data_list([b.graph for b in chunk]).to(device)
         inputs = (batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
         with torch.inference_mode():
-            pos, qa = model(*inputs)
-            qa_input = input_quality(model, *inputs) if gate_margin is not None else None
+            if gate_margin is None:
+                (pos, qa), qa_input = model(*inputs), None
+            else:
+                pos, qa, qa_input = model.forward_with_input_pass(*inputs)
         pos, qa = pos.double().cpu().numpy(), qa.double().cpu().numpy()
         qa_input = qa_input.double().cpu().numpy() if qa_input is not None else None
         seconds = (time.perf_counter() - began) / len(chunk)

@@ -59,6 +59,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -500,20 +501,26 @@ def compute_surface(coords: np.ndarray, elements: np.ndarray, chain_ids: np.ndar
         if exe is None:
             warnings.append("MSMS not found; used the built-in surface for all chains")
 
-    depth = np.zeros(n, dtype=np.float64)
-    used = np.full(n, "builtin", dtype="<U7")
-    chains, first = np.unique(chain_ids, return_index=True)
-    for chain in chains[np.argsort(first)]:
-        members = np.flatnonzero(chain_ids == chain)
+    def chain_depth(members: np.ndarray) -> tuple[np.ndarray, str, str]:
         xyz, r = coords[members], radii[members]
         if exe is not None:
             try:
-                depth[members], _ = cKDTree(msms_vertices(xyz, r, exe, probe_radius, msms_timeout_s)).query(xyz)
-                used[members] = "msms"
-                continue
+                return cKDTree(msms_vertices(xyz, r, exe, probe_radius, msms_timeout_s)).query(xyz)[0], "msms", ""
             except MSMSError as exc:
-                warnings.append(f"chain {chain}: MSMS failed ({exc}); used the built-in surface")
-        depth[members] = builtin_depth(xyz, r, probe_radius)
+                return builtin_depth(xyz, r, probe_radius), "builtin", f"MSMS failed ({exc}); used the built-in surface"
+        return builtin_depth(xyz, r, probe_radius), "builtin", ""
+
+    depth = np.zeros(n, dtype=np.float64)
+    used = np.full(n, "builtin", dtype="<U7")
+    chains, first = np.unique(chain_ids, return_index=True)
+    chains = chains[np.argsort(first)]
+    groups = [np.flatnonzero(chain_ids == chain) for chain in chains]
+    # chains are independent: MSMS runs (subprocesses) and numpy work overlap across cores
+    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+        for chain, members, (values, backend_used, warning) in zip(chains, groups, pool.map(chain_depth, groups)):
+            depth[members], used[members] = values, backend_used
+            if warning:
+                warnings.append(f"chain {chain}: {warning}")
 
     proximity = np.clip(1.0 - depth / PROXIMITY_SCALE, 0.0, 1.0)
     return SurfaceResult(depth.astype(np.float32), proximity.astype(np.float32), used, warnings)

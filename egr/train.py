@@ -54,7 +54,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
-from egr.gate import GATE_KEY, decide, input_quality
+from egr.gate import GATE_KEY, decide
 from egr.graph import featurize
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
@@ -160,9 +160,10 @@ class _TwoPass(nn.Module):
         self.input_pass = input_pass
 
     def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        if self.input_pass:
+            return self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
         refined, qa = self.model(x, pos, edge_index, edge_attr)
-        qa_input = input_quality(self.model, x, pos, edge_index, edge_attr) if self.input_pass else None
-        return refined, qa, qa_input
+        return refined, qa, None
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -261,8 +262,7 @@ def _rmsd(a: Tensor, b: Tensor) -> float:
 def evaluate_example(model: EGR, example: Example, device: torch.device, score_dockq: bool) -> DecoyResult:
     """Refine one decoy (no noise) and measure it against its native (see :class:`DecoyResult`)."""
     g = example.graph.to(device)
-    refined, qa = model(g.x, g.pos, g.edge_index, g.edge_attr)
-    qa_input = input_quality(model, g.x, g.pos, g.edge_index, g.edge_attr)
+    refined, qa, qa_input = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
     refined, qa, qa_input, pos = refined.cpu(), qa.cpu(), qa_input.cpu(), g.pos.cpu()
     m, ca_node = example.target_mask, example.ca_node
     ca_mask = torch.zeros_like(m)
