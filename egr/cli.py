@@ -157,6 +157,12 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
         click.echo(f"egr: error: {exc}", err=True)
         sys.exit(2)
     prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
+    if workers > 1:
+        import torch
+
+        # the pool's processes keep the cores busy; a multi-threaded forward pass would then spin-wait
+        # (measured 3× slower with 2 threads than with 1 on a busy 2-core machine)
+        torch.set_num_threads(1)
     methods = tuple(m.strip() for m in refiners.split(",") if m.strip())
     options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods,
                          not no_report, not no_multiqc)
