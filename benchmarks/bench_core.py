@@ -52,7 +52,6 @@ def tiled_complex(source: Path, copies: int, out: Path) -> None:
 
 def measure(path: str, repeats: int, threads: int) -> dict:
     """Run in a child process: seconds per step (median over repeats) and peak RSS."""
-    import numpy as np
     import torch
 
     from egr.graph import featurize

@@ -11,11 +11,10 @@ whose sanitised file name (extensions removed) equals the decoy ID or is its lon
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from egr.io import atomic_write_json
+from egr.io import atomic_write_json, file_sha256
 from egr.metrics import ScoringError, score_report
 from egr.structure import sanitize_id
 
@@ -38,7 +37,7 @@ def match_native(decoy_id: str, natives: dict[str, Path]) -> Path | None:
 def write_score_file(model: Path, native: Path, out_json: Path, reuse: bool = True) -> dict:
     """Write ``egr score --json`` of ``model`` against ``native`` to ``out_json`` (``{"error": reason}``
     when it cannot be scored) and return it. With ``reuse``, a file made from the same bytes is kept."""
-    fingerprint = {"model_sha256": _sha256(model), "native_sha256": _sha256(native)}
+    fingerprint = {"model_sha256": file_sha256(model), "native_sha256": file_sha256(native)}
     if reuse and out_json.is_file():
         try:
             earlier = json.loads(out_json.read_text())
@@ -55,10 +54,3 @@ def write_score_file(model: Path, native: Path, out_json: Path, reuse: bool = Tr
     report.update(fingerprint)
     atomic_write_json(out_json, report)
     return report
-
-
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return None

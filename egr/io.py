@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def file_sha256(path: Path) -> str | None:
+    """Hex SHA-256 of a file's bytes, or None when it cannot be read (what resume and caches key on)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ from egr import __version__
 from egr.baselines import METHODS as BASELINE_METHODS
 from egr.baselines import run_baseline
 from egr.compare import match_native, native_index, write_score_file
-from egr.io import atomic_write_json
+from egr.io import atomic_write_json, file_sha256
 from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
 from egr.refine import refine_bundles, write_outputs
 from egr.structure import IngestError, sanitize_id
@@ -118,13 +117,6 @@ def _resolve(samplesheet: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else samplesheet.parent / candidate
 
 
-def input_sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def completed_scores(item: DecoyInput, outdir: Path, model: ModelInfo) -> dict | None:
     """The scores of an earlier run if its outputs are complete and valid for this input and model."""
     folder = decoy_dir(outdir, item.id)
@@ -136,7 +128,7 @@ def completed_scores(item: DecoyInput, outdir: Path, model: ModelInfo) -> dict |
     except (OSError, ValueError):
         return None
     if (scores.get("status") != "ok" or scores.get("model", {}).get("sha256") != model.sha256
-            or scores.get("input_sha256") != input_sha256(item.path)):
+            or scores.get("input_sha256") != file_sha256(item.path)):
         return None
     pdb_tail = paths[0].read_bytes()[-64:]
     csv_rows = paths[1].read_text().count("\n") - 1
@@ -246,7 +238,7 @@ def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info
             if isinstance(outcome, str):
                 rows[item.id] = _fail(item, outdir, outcome, record)
             else:
-                record.update(input=item.input, input_sha256=input_sha256(item.path))
+                record.update(input=item.input, input_sha256=file_sha256(item.path))
                 write_outputs(bundle, outcome, outdir, model_info, options.device, record)
                 rows[item.id] = "ok"
         bar.update(len(pending))
@@ -270,7 +262,7 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
     """Worker: one comparison refiner on one decoy; writes ``<id>_<method>.pdb`` and ``.json``."""
     folder = decoy_dir(outdir, item.id)
     record_path = folder / f"{item.id}_{method}.json"
-    sha = input_sha256(item.path)
+    sha = file_sha256(item.path)
     if resume and record_path.is_file():
         try:
             earlier = json.loads(record_path.read_text())

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from egr.io import atomic_write_json
+from egr.io import atomic_write_json, file_sha256
 from egr.model import EGR, EGRConfig
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "data" / "egr_default.safetensors"
@@ -65,7 +64,7 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu") 
     model.to(device).eval()
     info = ModelInfo(
         path=str(weights),
-        sha256=hashlib.sha256(weights.read_bytes()).hexdigest(),
+        sha256=file_sha256(weights),
         trained=bool(sidecar.get("trained", False)),
         description=str(sidecar.get("description", "")),
         kind="ca" if config.node_in == 28 else "all_atom",
