@@ -1,7 +1,7 @@
 """Refinement and quality assessment: one EGR forward pass per graph, batched (``egr refine``).
 
 Outputs per decoy ``<id>``: ``<id>_refined.pdb`` (the input's atoms, names, numbering and chain IDs at
-the refined coordinates; B-factor = predicted LDDT-Cα × 100), ```<id>_plddt.csv`` and
+the refined coordinates; B-factor = predicted LDDT-Cα × 100), ``<id>_plddt.csv`` and
 ``<id>_scores.json``. With the Cα model, each residue's atoms move rigidly with its CA.
 """
 
