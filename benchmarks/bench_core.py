@@ -54,12 +54,14 @@ def measure(path: str, repeats: int, threads: int) -> dict:
     """Run in a child process: seconds per step (median over repeats) and peak RSS."""
     import torch
 
+    from egr.allocator import keep_freed_memory
     from egr.graph import featurize
     from egr.refine import refine_bundles
     from egr.structure import read_decoy
     from egr.surface import compute_surface, find_msms
     from egr.weights import load_model
 
+    keep_freed_memory()  # as the egr CLI does at start
     torch.set_num_threads(threads)
     model, info = load_model()
     times: dict[str, list[float]] = {k: [] for k in ("ingest", "surface_msms", "surface_builtin", "graph", "inference")}

@@ -20,6 +20,9 @@ def main() -> None:
 
     Typical use: egr run --decoys 'decoys/*.pdb' --outdir results
     """
+    from egr.allocator import keep_freed_memory
+
+    keep_freed_memory()
 
 
 def _fail(message: str) -> None:

@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from egr import __version__
+from egr.allocator import keep_freed_memory
 from egr.baselines import METHODS as BASELINE_METHODS
 from egr.baselines import run_baseline
 from egr.compare import match_native, native_index, write_score_file
@@ -148,6 +149,7 @@ def _prepare(item: DecoyInput, outdir: Path, prep: PrepOptions):
 
 
 def _worker_init() -> None:
+    keep_freed_memory()  # a spawned worker does not inherit the parent's malloc settings
     torch.set_num_threads(1)
 
 

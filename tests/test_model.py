@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from egr.model import EGR, EGRConfig
+from egr.model import EGR, EGRConfig, _Topology
 
 K_NEIGHBOURS = 20
 
@@ -121,6 +121,24 @@ def test_permutation_equivariance() -> None:
     assert (coords - g["pos"]).norm(dim=1).mean() > 0.1
     torch.testing.assert_close(coords_p, coords[perm], atol=1e-4, rtol=0)
     torch.testing.assert_close(qa_p, qa[perm], atol=1e-5, rtol=0)
+
+
+def test_grouped_and_scattered_edge_lists_agree() -> None:
+    # k-NN edges listed node by node take the reshape path of _Topology; any other order the
+    # index/scatter path. Both must give the same result.
+    cfg = small_config()
+    model = make_model(cfg)
+    g = random_graph(200, cfg, seed=9)
+    order = torch.randperm(g["edge_index"].shape[1], generator=torch.Generator().manual_seed(10))
+    scattered = {**g, "edge_index": g["edge_index"][:, order], "edge_attr": g["edge_attr"][order]}
+    assert _Topology(g["edge_index"], None, 200).k == K_NEIGHBOURS
+    assert _Topology(scattered["edge_index"], None, 200).k is None
+    with torch.no_grad():
+        coords, qa, qa_input = model.forward_with_input_pass(**g)
+        coords_s, qa_s, qa_input_s = model.forward_with_input_pass(**scattered)
+    torch.testing.assert_close(coords_s, coords, atol=1e-4, rtol=0)
+    torch.testing.assert_close(qa_s, qa, atol=1e-5, rtol=0)
+    torch.testing.assert_close(qa_input_s, qa_input, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("shuffle", [False, True], ids=["contiguous", "interleaved"])
@@ -291,3 +309,4 @@ def test_bad_inputs_are_rejected() -> None:
         model(**{**g, "edge_attr": g["edge_attr"][:, :-1]})
     with pytest.raises(ValueError, match="outside"):
         model(**{**g, "edge_index": g["edge_index"] + 1})
+

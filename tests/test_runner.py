@@ -159,3 +159,12 @@ def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_path
     assert {"dockq_decoy", "dockq_egr", "delta_dockq_egr", "lddt_pearson"} <= set(header)
     summary = {r["id"]: r for r in read_summary(tmp_path / "out" / "summary.tsv")}
     assert summary["mismatch"]["dockq_egr"] == ""  # not computable: empty, never 0
+
+
+def test_allocator_tuning_applies_on_linux_glibc() -> None:
+    import platform
+
+    from egr.allocator import keep_freed_memory
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected
