@@ -118,7 +118,11 @@ def sanitize_id(path: str | Path) -> str:
 
 
 def read_decoy(path: str | Path, ca_only_ok: bool = False) -> tuple[Complex, IngestRecord]:
-    """Read, validate and clean one decoy file. Raises :class:`IngestError` with a one-line reason."""
+    """Read, validate and clean one decoy file. Raises :class:`IngestError` with a one-line reason.
+
+    Chains keep the order of their first appearance and residues their order in the file; atoms within
+    a residue are put in the standard PDB order (N, CA, C, O, side chain, OXT, then any other names in
+    file order), so that no docking program's own atom order reaches the model's features."""
     path = Path(path)
     text = _read_text(path)
     record = IngestRecord(source=str(path))
@@ -378,9 +382,24 @@ def _first_occurrence(*columns: np.ndarray) -> np.ndarray:
     return first
 
 
+def _standard_atom_rank(res_names: np.ndarray, atom_names: np.ndarray) -> np.ndarray:
+    """(n,) int: position of each atom name in its residue type's standard heavy-atom list; OXT right
+    after the list, names outside it after that."""
+    keys, inverse = np.unique(np.char.add(np.char.add(res_names, " "), atom_names), return_inverse=True)
+    rank_of_key = []
+    for key in keys.tolist():  # loop over distinct (residue, atom name) pairs: a few hundred at most
+        residue, _, name = key.partition(" ")
+        standard = HEAVY_ATOMS[residue]
+        rank_of_key.append(standard.index(name) if name in standard else len(standard) + (name != "OXT"))
+    return np.asarray(rank_of_key, dtype=np.int64)[inverse]
+
+
 def _assemble(path: Path, cols: dict[str, np.ndarray], record: IngestRecord, ca_only_ok: bool) -> Complex:
     new_residue = _residue_first_atom_mask(cols)
     residue_index = np.cumsum(new_residue) - 1
+    # lexsort is stable: residues stay in file order, atoms of equal rank too
+    standard_order = np.lexsort((_standard_atom_rank(cols["res_names"], cols["atom_names"]), residue_index))
+    cols = _subset(cols, standard_order)
     chain_ids = cols["chain_ids"]
     chain_index = np.cumsum(np.r_[True, chain_ids[1:] != chain_ids[:-1]]) - 1
     n_residues = int(residue_index[-1]) + 1

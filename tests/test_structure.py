@@ -198,3 +198,21 @@ def test_sanitize_id():
     assert sanitize_id("/x/my decoy ä.pdb.gz") == "my_decoy_a"
     assert sanitize_id("model.1.cif") == "model.1"
     assert sanitize_id("???.pdb") == "decoy"
+
+
+
+def test_atoms_follow_the_standard_order_whatever_the_docking_program():
+    # ATTRACT writes N CA CB … C O; HDOCK writes N CA C O CB …: after ingestion both read alike.
+    decoys = Path(__file__).parent / "data" / "decoys"
+    attract, _ = read_decoy(decoys / "kq_1kq1_pdb1_1_ATTRACT.pdb.gz")
+    hdock, _ = read_decoy(decoys / "kq_1kq1_pdb1_1_HDOCK.pdb.gz")
+    assert attract.atom_names[attract.residue_index == 0].tolist() == ["N", "CA", "C", "O", "CB", "CG", "SD", "CE"]
+
+    def atom_keys(c) -> list[str]:
+        return [f"{chain}{seq}{ins}:{name}" for chain, seq, ins, name in
+                zip(c.chain_ids, c.res_seq, c.ins_codes, c.atom_names)]
+
+    attract_keys, hdock_keys = atom_keys(attract), atom_keys(hdock)
+    shared = set(attract_keys) & set(hdock_keys)
+    assert len(shared) > 1000
+    assert [k for k in attract_keys if k in shared] == [k for k in hdock_keys if k in shared]
