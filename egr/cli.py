@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -107,7 +108,10 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
 @click.option("--weights", type=click.Path(path_type=Path), help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Graphs per forward pass.")
-def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int) -> None:
+@click.option("--no-gate", is_flag=True,
+              help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
+def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
+           no_gate: bool) -> None:
     """Refine GRAPHS (<id>_graph.pt) with EGR: writes <id>_refined.pdb, <id>_plddt.csv, <id>_scores.json."""
     from egr.graph import load_graph
     from egr.refine import refine_bundles, write_outputs
@@ -118,6 +122,8 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
         bundles = [load_graph(g) for g in graphs]
     except (OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
+    if no_gate:
+        info = replace(info, gate_margin=None)
     for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
         write_outputs(bundle, refinement, outdir, info, device)
 
@@ -141,11 +147,13 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--no-intermediates", is_flag=True, help="Do not keep the surface and graph files.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html and the MultiQC files.")
 @click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content but do not run MultiQC.")
+@click.option("--no-gate", is_flag=True,
+              help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
         msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, natives: Path | None,
         refiners: str, no_resume: bool, no_intermediates: bool, no_report: bool, no_multiqc: bool,
-        quiet: bool) -> None:
+        no_gate: bool, quiet: bool) -> None:
     """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
 
     Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage.
@@ -168,7 +176,7 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
         torch.set_num_threads(1)
     methods = tuple(m.strip() for m in refiners.split(",") if m.strip())
     options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods,
-                         not no_report, not no_multiqc)
+                         not no_report, not no_multiqc, not no_gate)
     try:
         rows = run_all(inputs, options)
     except InputError as exc:

@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -64,6 +64,7 @@ class RunOptions:
     refiners: tuple[str, ...] = ("egr",)  # egr and any of egr.baselines.METHODS
     report: bool = True  # report.html and MultiQC custom content at the end
     multiqc: bool = True  # also run MultiQC on them, where it is installed
+    gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
 
 
 class InputError(ValueError):
@@ -128,7 +129,9 @@ def completed_scores(item: DecoyInput, outdir: Path, model: ModelInfo) -> dict |
         scores = json.loads(paths[2].read_text())
     except (OSError, ValueError):
         return None
-    if (scores.get("status") != "ok" or scores.get("model", {}).get("sha256") != model.sha256
+    earlier_model = scores.get("model", {})
+    if (scores.get("status") != "ok" or earlier_model.get("sha256") != model.sha256
+            or earlier_model.get("gate_margin") != model.gate_margin
             or scores.get("input_sha256") != file_sha256(item.path)):
         return None
     pdb_tail = paths[0].read_bytes()[-64:]
@@ -162,6 +165,8 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
         raise ValueError(f"unknown refiner(s) {', '.join(sorted(unknown))}; choose from egr, {', '.join(BASELINE_METHODS)}")
     inputs = attach_natives(inputs, options.natives)
     model, model_info = load_model(options.weights, options.device)
+    if not options.gate:
+        model_info = replace(model_info, gate_margin=None)
     _write_run_info(outdir, options, model_info, len(inputs))
     pool = ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) if options.workers > 1 else None
     try:

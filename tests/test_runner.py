@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,24 @@ def test_refined_outputs_keep_the_input_and_carry_plddt(tmp_path, decoy_paths):
     assert sum(int(r["interface"]) for r in table) == scores["n_interface_residues"]
     assert set(scores["seconds"]) == {"ingest", "surface", "featurize", "refine"}
     assert scores["surface_backend"] == {"C": "builtin", "D": "builtin"}
+
+
+def test_no_gate_writes_the_raw_refinement_and_resume_tells_the_two_apart(tmp_path, decoy_paths):
+    decoy = next(p for p in decoy_paths if p.name.startswith("1AK4"))
+    inputs = collect_inputs(str(decoy))
+    options = RunOptions(tmp_path, PrepOptions(surface_backend="builtin"), progress=False, report=False)
+    gated = run(inputs, options)[0]
+    scores_path = tmp_path / gated["id"] / f"{gated['id']}_scores.json"
+    gated_scores = json.loads(scores_path.read_text())
+    assert gated_scores["gate"]["keep_refined"] is False  # the shipped weights predict no gain here
+    assert gated_scores["rmsd_to_input"] == 0.0
+
+    raw = run(inputs, replace(options, gate=False))[0]
+    assert raw["status"] == "ok"  # redone, not resumed from the gated outputs
+    raw_scores = json.loads(scores_path.read_text())
+    assert raw_scores["gate"] is None and raw_scores["model"]["gate_margin"] is None
+    assert raw_scores["rmsd_to_input"] > 0.0
+    assert run(inputs, replace(options, gate=False))[0]["status"] == "skipped"
 
 
 def test_samplesheet_with_relative_paths_and_duplicate_ids(tmp_path, decoy_paths):
