@@ -12,12 +12,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from egr.graph import GraphBundle, featurize, save_graph
 from egr.io import atomic_write_bytes, atomic_write_json
 from egr.structure import Complex, IngestRecord, read_decoy, write_pdb
 from egr.surface import SurfaceResult, compute_surface
+
+if TYPE_CHECKING:
+    from egr.graph import GraphBundle
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ def surface_step(complex_: Complex, outdir: Path, decoy_id: str, options: PrepOp
 
 def featurize_step(complex_: Complex, surface: SurfaceResult, outdir: Path, decoy_id: str,
                    options: PrepOptions) -> GraphBundle:
+    # imported here: torch and PyTorch Geometric take seconds to import, which `egr ingest` and
+    # `egr surface` (one Nextflow task each) do not need
+    from egr.graph import featurize, save_graph
+
     bundle = featurize(decoy_id, complex_, surface.proximity, surface.backend, ca=options.ca_graph)
     if options.write_intermediates:
         save_graph(bundle, decoy_dir(outdir, decoy_id) / f"{decoy_id}_graph.pt")
