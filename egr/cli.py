@@ -12,6 +12,8 @@ import click
 from egr import __version__
 
 SURFACE_BACKENDS = click.Choice(["auto", "msms", "builtin"])
+NO_GATE = click.option("--no-gate", is_flag=True,
+                       help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -108,8 +110,7 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
 @click.option("--weights", type=click.Path(path_type=Path), help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1, ...")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Graphs per forward pass.")
-@click.option("--no-gate", is_flag=True,
-              help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
+@NO_GATE
 def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
            no_gate: bool) -> None:
     """Refine GRAPHS (<id>_graph.pt) with EGR: writes <id>_refined.pdb, <id>_plddt.csv, <id>_scores.json."""
@@ -147,8 +148,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--no-intermediates", is_flag=True, help="Do not keep the surface and graph files.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html and the MultiQC files.")
 @click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content but do not run MultiQC.")
-@click.option("--no-gate", is_flag=True,
-              help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
+@NO_GATE
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
         msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, natives: Path | None,

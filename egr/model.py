@@ -141,7 +141,7 @@ class _Topology:
         self.k = k if grouped else None
 
     def at_dst(self, values: Tensor) -> Tensor:
-        """Node ``values`` (n, F) at each edge's destination → (E, F); a view where edges are grouped."""
+        """Node ``values`` (n, F) at each edge's destination → (E, F); a repeat, not a gather, where edges are grouped."""
         if self.k is None:
             return values.index_select(0, self.dst)
         return values.unsqueeze(1).expand(-1, self.k, -1).reshape(-1, values.shape[1])
