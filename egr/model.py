@@ -106,9 +106,9 @@ class _MLP(nn.Module):
 class _Topology:
     """Index bookkeeping shared by all layers of one forward pass.
 
-    Holds the destination of every edge with the inverse in-degree (for means over incoming
-    edges) and, for the per-graph attention, each node's graph and its slot inside a dense
-    (num_graphs, max_nodes) layout. ``batch`` need not be sorted.
+    Holds the destination of every edge (with the inverse in-degree where edges are not grouped by
+    destination, for means over incoming edges) and, for the per-graph attention, each node's graph
+    and its slot inside a dense (num_graphs, max_nodes) layout. ``batch`` need not be sorted.
     """
 
     def __init__(self, edge_index: Tensor, batch: Tensor | None, num_nodes: int) -> None:
@@ -128,9 +128,6 @@ class _Topology:
         self.slot[order] = torch.arange(num_nodes, device=device) - starts[batch[order]]
         self.dense_row = batch * self.max_nodes + self.slot  # row of each node in the flattened dense layout
         self.num_nodes = num_nodes
-        degree = torch.bincount(self.dst, minlength=num_nodes)
-        # Nodes without incoming edges get a zero mean rather than 0/0.
-        self.inv_degree = 1.0 / degree.clamp(min=1)  # (n,)
         # k-NN graphs (egr.graph.knn_edges) list each node's k incoming edges together, node by node.
         # Then per-destination gathers become broadcasts and means over incoming edges become a
         # reshape and mean, which avoids the two slowest kernels of a layer (index and index_add).
@@ -139,6 +136,10 @@ class _Topology:
         grouped = k > 0 and num_edges == k * num_nodes and bool(
             torch.equal(self.dst, torch.arange(num_nodes, device=device).repeat_interleave(k)))
         self.k = k if grouped else None
+        self.inv_degree = None  # (n,) for means over any other edge list
+        if self.k is None:
+            # Nodes without incoming edges get a zero mean rather than 0/0.
+            self.inv_degree = 1.0 / torch.bincount(self.dst, minlength=num_nodes).clamp(min=1)
 
     def at_dst(self, values: Tensor) -> Tensor:
         """Node ``values`` (n, F) at each edge's destination → (E, F); a repeat, not a gather, where edges are grouped."""
@@ -157,8 +158,7 @@ class _Topology:
         """Mean of per-edge ``values`` (E, F) over each node's incoming edges → (n, F)."""
         if self.k is not None:
             return values.view(self.num_nodes, self.k, values.shape[1]).mean(1)
-        out = values.new_zeros((self.inv_degree.shape[0], values.shape[1]))
-        out = out.index_add(0, self.dst, values)
+        out = values.new_zeros((self.num_nodes, values.shape[1])).index_add(0, self.dst, values)
         return out * self.inv_degree.to(values.dtype).unsqueeze(1)
 
     def graph_mean(self, values: Tensor) -> Tensor:
@@ -231,6 +231,15 @@ class EGRLayer(nn.Module):
         # Not persistent: derived from the config, so it stays out of saved weights.
         self.register_buffer("radial_inv_scales", inv_scales, persistent=False)
 
+    def edge_geometry(self, x: Tensor, edge_attr: Tensor, topo: _Topology) -> tuple[Tensor, Tensor]:
+        """(x̂ (E, 3), [e_ji, ρ_ji] (E, edge_in + R)) for coordinates ``x`` (n, 3) Å. Layers of one
+        stack share the config, so this is the same in every layer for the same ``x``."""
+        diff = x.index_select(0, topo.src) - topo.at_dst(x)  # (E, 3), x_j − x_i
+        dist = torch.sqrt(diff.square().sum(1, keepdim=True) + _DIST_EPS)
+        x_hat = diff / (dist + self.coord_norm_const)
+        rho = torch.exp(-x_hat.square().sum(1, keepdim=True) * self.radial_inv_scales)  # (E, R)
+        return x_hat, torch.cat([edge_attr, rho], 1)
+
     def forward(
         self,
         h: Tensor,
@@ -240,6 +249,7 @@ class EGRLayer(nn.Module):
         edge_attr: Tensor,
         topo: _Topology,
         update_coords: bool = True,
+        geometry: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Update features and (unless last layer, or ``update_coords`` is False) coordinates.
 
@@ -250,15 +260,13 @@ class EGRLayer(nn.Module):
             x0: (n, 3) coordinates at the stack's input, Å.
             edge_attr: (E, edge_in) invariant edge features, edges ordered as ``topo``.
             topo: index bookkeeping of the batch.
+            geometry: :meth:`edge_geometry` of ``x``, where the caller already has it.
 
         Returns:
             (h', x'): (n, hidden) features and (n, 3) coordinates in Å.
         """
         src = topo.src
-        diff = x.index_select(0, src) - topo.at_dst(x)  # (E, 3), x_j − x_i
-        dist = torch.sqrt(diff.square().sum(1, keepdim=True) + _DIST_EPS)
-        x_hat = diff / (dist + self.coord_norm_const)
-        rho = torch.exp(-x_hat.square().sum(1, keepdim=True) * self.radial_inv_scales)  # (E, R)
+        x_hat, edge_input = geometry if geometry is not None else self.edge_geometry(x, edge_attr, topo)
 
         # φ_e's first Linear on [h_j, h_i, e_ji, ρ_ji] is split by input block so the h parts are
         # projected once per node and gathered, instead of materialising an (E, 2·hidden + …) concat.
@@ -266,7 +274,7 @@ class EGRLayer(nn.Module):
         # neither addition nor the producing addmm needs its output for the backward pass.
         w = self.phi_e.lin1.weight
         hid = self.hidden
-        pre = F.linear(torch.cat([edge_attr, rho], 1), w[:, 2 * hid :], self.phi_e.lin1.bias)
+        pre = F.linear(edge_input, w[:, 2 * hid :], self.phi_e.lin1.bias)
         pre += F.linear(h, w[:, :hid]).index_select(0, src)
         topo.add_at_dst(pre, F.linear(h, w[:, hid : 2 * hid]))
         m = self.phi_e.from_preactivation(pre)  # (E, hidden)
@@ -342,10 +350,12 @@ class EGR(nn.Module):
         h0 = self.embed(x)
         h, coords = h0, x0
         h_input = None
+        # the input pass sees x0 in every layer: its edge geometry is computed once
+        geometry0 = self.layers[0].edge_geometry(x0, edge_attr, topo) if input_pass else None
         for index, layer in enumerate(self.layers):
             if input_pass and index > 0:
-                h_input, _ = layer(h_input, x0, h0, x0, edge_attr, topo, update_coords=False)
-            h, coords = layer(h, coords, h0, x0, edge_attr, topo)
+                h_input, _ = layer(h_input, x0, h0, x0, edge_attr, topo, update_coords=False, geometry=geometry0)
+            h, coords = layer(h, coords, h0, x0, edge_attr, topo, geometry=geometry0 if index == 0 else None)
             if input_pass and index == 0:
                 h_input = h
         qa_input = self._qa(h_input) if input_pass else None
