@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -119,12 +118,10 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
     from egr.weights import load_model
 
     try:
-        model, info = load_model(weights, device)
+        model, info = load_model(weights, device, gate=not no_gate)
         bundles = [load_graph(g) for g in graphs]
     except (OSError, ValueError, RuntimeError) as exc:
         _fail(str(exc))
-    if no_gate:
-        info = replace(info, gate_margin=None)
     for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
         write_outputs(bundle, refinement, outdir, info, device)
 

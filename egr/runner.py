@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -164,9 +164,7 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
     if unknown:
         raise ValueError(f"unknown refiner(s) {', '.join(sorted(unknown))}; choose from egr, {', '.join(BASELINE_METHODS)}")
     inputs = attach_natives(inputs, options.natives)
-    model, model_info = load_model(options.weights, options.device)
-    if not options.gate:
-        model_info = replace(model_info, gate_margin=None)
+    model, model_info = load_model(options.weights, options.device, gate=options.gate)
     _write_run_info(outdir, options, model_info, len(inputs))
     pool = ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) if options.workers > 1 else None
     try:

@@ -49,8 +49,10 @@ def save_weights(model: EGR, weights: Path, trained: bool, description: str, ext
     atomic_write_json(config_path(weights), sidecar)
 
 
-def load_model(weights: Path | None = None, device: str | torch.device = "cpu") -> tuple[EGR, ModelInfo]:
-    """Build the EGR model described by ``weights``' JSON sidecar and load its tensors (default: shipped model)."""
+def load_model(weights: Path | None = None, device: str | torch.device = "cpu",
+               gate: bool = True) -> tuple[EGR, ModelInfo]:
+    """Build the EGR model described by ``weights``' JSON sidecar and load its tensors (default: shipped model).
+    ``gate=False`` drops the sidecar's never-worse gate (``gate_margin`` None: raw refinement)."""
     weights = Path(weights) if weights is not None else DEFAULT_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
@@ -68,6 +70,6 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu") 
         trained=bool(sidecar.get("trained", False)),
         description=str(sidecar.get("description", "")),
         kind="ca" if config.node_in == 28 else "all_atom",
-        gate_margin=float(sidecar["gate"]["margin"]) if sidecar.get("gate") else None,
+        gate_margin=float(sidecar["gate"]["margin"]) if gate and sidecar.get("gate") else None,
     )
     return model, info
