@@ -15,20 +15,37 @@ Tables (definitions as in DESIGN.md, layouts of the EGR paper's Tables 1–3):
   FI-DockQ = % of decoys whose DockQ went up (Δ > 0 strictly, on the stored values), API-DockQ = mean
   of Δ/DockQ_decoy over those improved decoys, in % (decoys with DockQ_decoy = 0 have no relative
   change and are left out of it), mean seconds per decoy.
-* **qa** — per target, per ranker: Top-N hit rate a/b/c (decoys with DockQ ≥ 0.23 / 0.49 / 0.80 among
-  the N ranked first; N = 10 by default) and ranking loss (best DockQ of the target's decoys − DockQ of
-  the decoy ranked first). The truth is the decoys' own DockQ (``dockq_decoy``). Rankers: EGR's
-  ``mean_plddt`` and ``interface_plddt``, any other numeric column asked for (higher is better, or
-  lower with ``COLUMN:lower``), and three references: ``input_order`` (the first N rows of the
-  summary), ``random`` (the exact expectation over uniformly random rankings — hypergeometric — which is
-  what averaging seeded shuffles converges to, without sampling noise) and ``oracle`` (ranked by DockQ
-  itself: the best any ranker can do). A decoy without a score ranks after all scored ones; ties keep
-  input order. A target with a single decoy has no ranking to compare: its cells are empty, with a note.
-* **qa_summary** — per ranker over the targets where it is defined: targets with at least one
-  acceptable / medium / high decoy in the top N (paper Table 2 "Summary"; for ``random`` the expected
-  number), and ranking loss mean ± standard deviation (paper Table 3, sample standard deviation).
+* **qa** — per target, per ranker: Top-1 and Top-N hit a/b/c (``top1_<class>``: 1 when the decoy ranked
+  first is acceptable / medium / high, DockQ ≥ 0.23 / 0.49 / 0.80; ``hits_<class>``: decoys of the class
+  among the N ranked first, N = 10 by default), ranking loss (best DockQ of the target's decoys − DockQ
+  of the decoy ranked first) and the Spearman correlation of score and DockQ over the target's scored
+  decoys (at least 3). The truth is the decoys' own DockQ (``dockq_decoy``). A decoy without a score
+  ranks after all scored ones (and stays out of the correlations); ties keep input order. A target with
+  a single decoy has no ranking to compare: its cells are empty, with a note.
+* **qa_summary** — per ranker over the targets where it is defined: targets whose top 1 / top N holds at
+  least one acceptable / medium / high decoy (``top1_<class>``, ``targets_<class>``; paper Table 2
+  "Summary"), ranking loss mean ± sample standard deviation (paper Table 3); and over all decoys pooled
+  (every decoy with a target and a DockQ, single-decoy targets included): ``spearman`` (score vs DockQ,
+  average ranks for ties), ``auc_acceptable`` (ROC AUC of the score for DockQ ≥ 0.23 — the Mann–Whitney
+  probability that an acceptable decoy scores above an incorrect one, ties counted ½) and ``n_decoys``
+  (the scored decoys these use); ``spearman_per_target`` is the mean of the per-target Spearman over
+  targets with at least 3 scored decoys, because pooling mixes targets (a score that only separates
+  easy from hard targets correlates with DockQ pooled without ranking any target's decoys).
 * **agreement** — per target and overall: mean over decoys of the per-decoy Pearson / Spearman / MAE
   between predicted and true LDDT-Cα, and the means of predicted and true LDDT-Cα.
+
+Rankers (all scores higher = better): EGR's ``pred_dockq`` (its predicted DockQ of the input decoy), any
+other numeric column asked for (``COLUMN:lower`` when lower is better: its negative is used), and the
+references, always computed: ``contacts_clashes`` (:mod:`egr.physics`: inter-chain heavy-atom pairs
+< 5 Å − 10 × pairs < 3 Å of the cleaned input decoy), ``input_order`` (the summary's row order; as a
+score, −(position of the decoy within its target, counting the target's decoys with a DockQ in summary
+order), so decoys at the same position in different targets tie in the pooled measures), ``random``
+(exact expectations over uniformly random rankings, which is what averaging seeded shuffles converges
+to, without sampling noise: top-N hits hypergeometric, top-1 = the fraction of the target's decoys in the
+class, Spearman 0, AUC ½) and ``oracle`` (ranked by DockQ itself: the best any ranker can do). A ranker
+whose column is missing from the summary (``pred_dockq`` or ``contacts_clashes`` of an older run) is
+listed with empty cells and a note. The reference names are reserved: a score column of that name is
+ignored.
 
 Files: ``evaluation.tsv`` (long format: ``section, target, method, metric, value``) and
 ``evaluation.md`` (the same as markdown tables).
@@ -49,11 +66,15 @@ from egr.io import atomic_write_text
 CAPRI_CLASSES = {"acceptable": 0.23, "medium": 0.49, "high": 0.80}  # DockQ lower bounds
 DELTA_METRICS = ("dockq", "irmsd", "lrmsd", "fnat")
 OVERALL = "(all)"  # target label of the pooled rows; not a valid sanitised decoy ID (parentheses)
-DEFAULT_SCORES = ("mean_plddt", "interface_plddt")
+DEFAULT_SCORES = ("pred_dockq",)  # EGR's own ranker; may be absent from older runs' summaries
 METHOD_LABELS = {"decoy": "Decoy", "egr": "EGR", "openmm": "OpenMM relax", "modeller": "Modeller",
                  "galaxy": "GalaxyRefineComplex"}
-REFERENCE_RANKERS = {"input_order": "Input order", "random": "Random (expected)", "oracle": "Best possible"}
-SCORE_LABELS = {"mean_plddt": "EGR pLDDT", "interface_plddt": "EGR interface pLDDT"}
+REFERENCE_RANKERS = {"contacts_clashes": "Contacts − 10×clashes", "input_order": "Input order",
+                     "random": "Random (expected)", "oracle": "Best possible"}
+REFERENCE_COLUMNS = ("contacts_clashes",)  # references read from a summary column (may be absent)
+SCORE_LABELS = {"pred_dockq": "EGR predicted DockQ", "pred_dockq_refined": "EGR predicted DockQ (refined)",
+                "mean_plddt": "EGR pLDDT", "interface_plddt": "EGR interface pLDDT"}
+MIN_SPEARMAN = 3  # decoys a Spearman correlation needs (per target and pooled)
 # Columns that hold text; every other column is numeric where all its non-empty cells parse as numbers.
 TEXT_COLUMNS = ("id", "input", "status", "reason", "target", "surface_backend", "warnings", "score_notes")
 TEXT_PREFIXES = ("status_", "reason_")
@@ -119,19 +140,21 @@ def score_methods(frame: pd.DataFrame) -> tuple[str, ...]:
 
 
 def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Ranker, ...]:
-    """Rankers for EGR's two scores, the extra ``score_columns`` (``NAME`` or ``NAME:lower``) and the
-    references, in that order. Raises ValueError on a malformed entry."""
+    """Rankers for EGR's score (:data:`DEFAULT_SCORES`), the extra ``score_columns`` (``NAME`` or
+    ``NAME:lower``) and the references (:data:`REFERENCE_RANKERS`), in that order. A score column named
+    like a reference is left out (the reference is there anyway). Raises ValueError on a malformed entry."""
     rankers: list[Ranker] = []
     for spec in (*DEFAULT_SCORES, *score_columns):
         name, _, direction = spec.strip().partition(":")
         if not name or direction not in ("", "lower", "higher"):
             raise ValueError(f"score column {spec!r}: expected NAME or NAME:lower")
-        if any(r.key == name for r in rankers):
+        if any(r.key == name for r in rankers) or name in REFERENCE_RANKERS:
             continue
         lower = direction == "lower"
         label = SCORE_LABELS.get(name, name) + (" (lower is better)" if lower else "")
         rankers.append(Ranker(name, label, name, not lower))
-    rankers += [Ranker(key, label) for key, label in REFERENCE_RANKERS.items()]
+    rankers += [Ranker(key, label, key if key in REFERENCE_COLUMNS else None)
+                for key, label in REFERENCE_RANKERS.items()]
     return tuple(rankers)
 
 
@@ -151,7 +174,7 @@ def evaluate_frame(frame: pd.DataFrame, score_columns: tuple[str, ...] | list[st
     for ranker in rankers:
         if ranker.column and ranker.column in frame and not pd.api.types.is_numeric_dtype(frame[ranker.column]):
             raise ValueError(f"score column {ranker.column!r} is not numeric")
-        if ranker.column and ranker.column not in frame and ranker.key not in DEFAULT_SCORES:
+        if ranker.column and ranker.column not in frame and ranker.key not in (*DEFAULT_SCORES, *REFERENCE_COLUMNS):
             raise ValueError(f"score column {ranker.column!r} not in summary.tsv")
     methods = score_methods(frame)
     status = frame["status"] if "status" in frame else pd.Series("", index=frame.index)
@@ -228,34 +251,83 @@ def refinement_table(frame: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFr
     return table[columns].reset_index(drop=True)
 
 
-def _ranks(pool: pd.DataFrame, ranker: Ranker) -> pd.Series:
-    """Rank (1 = first) of each decoy within its target under ``ranker``; ties and unscored keep input order."""
-    groups = pool.groupby("target", sort=False)
+def ranker_scores(pool: pd.DataFrame, frame: pd.DataFrame, ranker: Ranker) -> pd.Series | None:
+    """Per decoy of ``pool`` (rows of ``frame`` with a target and a DockQ, column ``truth``): the score
+    ``ranker`` orders by, higher = better (NaN = unscored); None for ``random``, which has no score.
+    ``input_order``: −(position of the decoy within its target, in summary order, counting from 1);
+    ``oracle``: the DockQ itself; a ``COLUMN:lower`` column: its negative."""
+    if ranker.key == "random":
+        return None
     if ranker.key == "input_order":
-        return groups.cumcount() + 1.0
-    values = pool["truth"] if ranker.key == "oracle" else pool["score"]
-    ascending = ranker.column is not None and not ranker.higher_is_better
-    return values.groupby(pool["target"], sort=False).rank(method="first", ascending=ascending, na_option="bottom")
+        return -(pool.groupby("target", sort=False).cumcount() + 1.0)
+    if ranker.key == "oracle":
+        return pool["truth"].astype(float)
+    values = _numeric(frame, ranker.column).reindex(pool.index)
+    return values if ranker.higher_is_better else -values
+
+
+def _ranks(pool: pd.DataFrame, score: pd.Series) -> pd.Series:
+    """Rank (1 = first) of each decoy within its target by ``score`` (higher first); ties and unscored
+    decoys keep input order, unscored after all scored ones."""
+    return score.groupby(pool["target"], sort=False).rank(method="first", ascending=False, na_option="bottom")
+
+
+def spearman_by_group(score: pd.Series, truth: pd.Series, groups: pd.Series) -> pd.Series:
+    """Spearman correlation of ``score`` and ``truth`` per group (Pearson of the average ranks, so ties
+    share a rank, as in scipy.stats.spearmanr), over the pairs where both are known; NaN for a group with
+    fewer than :data:`MIN_SPEARMAN` pairs or a constant side. Indexed by group, in order of appearance."""
+    data = pd.DataFrame({"x": score, "y": truth, "g": groups})
+    order = pd.unique(data["g"])
+    data = data.dropna(subset=["x", "y"])
+    by = data.groupby("g", sort=False)
+    dx = by["x"].rank(method="average")
+    dy = by["y"].rank(method="average")
+    dx = dx - dx.groupby(data["g"], sort=False).transform("mean")
+    dy = dy - dy.groupby(data["g"], sort=False).transform("mean")
+    sums = pd.DataFrame({"xy": dx * dy, "xx": dx * dx, "yy": dy * dy, "g": data["g"]}).groupby("g", sort=False).sum()
+    n = by.size()
+    # average ranks that differ do so by at least 1/2: a sum of squares below 1e-9 is a constant side
+    defined = (n >= MIN_SPEARMAN) & (sums["xx"] > 1e-9) & (sums["yy"] > 1e-9)
+    r = (sums["xy"] / np.sqrt(sums["xx"] * sums["yy"])).clip(-1.0, 1.0).where(defined)
+    return r.reindex(order)
+
+
+def roc_auc(score: pd.Series, positive: pd.Series) -> float:
+    """ROC AUC of ``score`` (higher = more likely positive) for the boolean ``positive``, over decoys
+    with a score: the Mann–Whitney probability that a positive scores above a negative, ties counted ½.
+    NaN when there are no positives or no negatives."""
+    scored = score.notna()
+    score, positive = score[scored], positive[scored].astype(bool)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = score.rank(method="average")  # a tie of a positive and a negative adds ½ to the U statistic
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _ranked_metrics(pool: pd.DataFrame, ranks: pd.Series, top_n: int) -> pd.DataFrame:
-    """Hits per CAPRI class in the top N and DockQ of the first-ranked decoy, per target."""
-    top = ranks <= top_n
+    """Per target: hits per CAPRI class in the top 1 and top N, and DockQ of the first-ranked decoy."""
+    top, first = ranks <= top_n, ranks == 1
     by_target = pool["target"]
-    table = pd.DataFrame({f"hits_{c}": ((pool["truth"] >= t) & top).groupby(by_target, sort=False).sum()
-                          for c, t in CAPRI_CLASSES.items()}).astype(float)
-    table["top1_dockq"] = pool["truth"][ranks == 1].groupby(by_target[ranks == 1], sort=False).first()
+    table = pd.DataFrame({
+        **{f"top1_{c}": ((pool["truth"] >= t) & first).groupby(by_target, sort=False).sum()
+           for c, t in CAPRI_CLASSES.items()},
+        **{f"hits_{c}": ((pool["truth"] >= t) & top).groupby(by_target, sort=False).sum()
+           for c, t in CAPRI_CLASSES.items()}}).astype(float)
+    table["top1_dockq"] = pool["truth"][first].groupby(by_target[first], sort=False).first()
     return table
 
 
 def _random_metrics(pool: pd.DataFrame, top_n: int) -> pd.DataFrame:
-    """Expected hits and first-ranked DockQ under a uniformly random ranking, per target."""
+    """Expected top-1 / top-N hits and first-ranked DockQ under a uniformly random ranking, per target."""
     groups = pool.groupby("target", sort=False)["truth"]
     n = groups.size()
     shown = np.minimum(n, top_n)
-    # each decoy is in a random top N with probability N/n: expected hits = (decoys of the class) × N/n
-    table = pd.DataFrame({f"hits_{c}": (pool["truth"] >= t).groupby(pool["target"], sort=False).sum() * shown / n
-                          for c, t in CAPRI_CLASSES.items()}).astype(float)
+    classes = {c: (pool["truth"] >= t).groupby(pool["target"], sort=False).sum() for c, t in CAPRI_CLASSES.items()}
+    # each decoy is first with probability 1/n and in a random top N with probability N/n
+    table = pd.DataFrame({**{f"top1_{c}": good / n for c, good in classes.items()},
+                          **{f"hits_{c}": good * shown / n for c, good in classes.items()}}).astype(float)
     table["top1_dockq"] = groups.mean()
     return table
 
@@ -271,13 +343,30 @@ def _random_targets_with_hit(pool: pd.DataFrame, top_n: int) -> dict[str, float]
     return expected
 
 
+def pooled_measures(pool: pd.DataFrame, score: pd.Series | None) -> dict[str, float]:
+    """Spearman and acceptable-class ROC AUC of ``score`` (see :func:`ranker_scores`) against DockQ over
+    all decoys of ``pool`` with a score, and their number. ``score`` None (random): the exact
+    expectations, Spearman 0 and AUC ½, where they are defined (the oracle's values are)."""
+    truth = pool["truth"]
+    acceptable = truth >= CAPRI_CLASSES["acceptable"]
+    everyone = pd.Series(0, index=pool.index)
+    if score is None:
+        r = spearman_by_group(truth, truth, everyone).iloc[0] * 0.0
+        auc = 0.5 if math.isfinite(roc_auc(truth, acceptable)) else float("nan")
+        return {"spearman": float(r), "auc_acceptable": auc, "n_decoys": len(pool)}
+    return {"spearman": float(spearman_by_group(score, truth, everyone).iloc[0]),
+            "auc_acceptable": roc_auc(score, acceptable), "n_decoys": int(score.notna().sum())}
+
+
 def qa_tables(frame: pd.DataFrame, rankers: tuple[Ranker, ...], top_n: int
               ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Per-target ranking metrics (paper Tables 2–3), their summary per ranker, and notes."""
     qa_columns = ["target", "ranker", "n_decoys", "top_n", "hits_acceptable", "hits_medium", "hits_high",
-                  "top1_dockq", "best_dockq", "ranking_loss", "note"]
+                  "top1_dockq", "best_dockq", "ranking_loss", "top1_acceptable", "top1_medium", "top1_high",
+                  "spearman", "note"]
     summary_columns = ["ranker", "n_targets", "targets_acceptable", "targets_medium", "targets_high",
-                       "ranking_loss_mean", "ranking_loss_std"]
+                       "ranking_loss_mean", "ranking_loss_std", "top1_acceptable", "top1_medium", "top1_high",
+                       "spearman", "spearman_per_target", "auc_acceptable", "n_decoys"]
     truth = _numeric(frame, "dockq_decoy")
     keep = truth.notna() & (frame["target"].astype(str) != "")
     pool = pd.DataFrame({"target": frame["target"][keep].astype(str), "truth": truth[keep]})
@@ -294,15 +383,23 @@ def qa_tables(frame: pd.DataFrame, rankers: tuple[Ranker, ...], top_n: int
     tables, summaries = [], []
     for ranker in rankers:
         note = pd.Series("", index=n_decoys.index)
-        if ranker.key == "random":
+        score = ranker_scores(pool, frame, ranker)
+        if score is None:
             metrics = _random_metrics(pool, top_n)
+            # the expectation over random rankings is 0 wherever the correlation is defined
+            metrics["spearman"] = spearman_by_group(pool["truth"], pool["truth"], pool["target"]) * 0.0
         else:
-            scores = pool.assign(score=_numeric(frame, ranker.column)[keep]) if ranker.column else pool
-            metrics = _ranked_metrics(scores, _ranks(scores, ranker), top_n)
-            if ranker.column:
-                unscored = scores["score"].isna().groupby(scores["target"], sort=False).all()
-                note[unscored] = f"no {ranker.column} values"
-                metrics.loc[unscored.index[unscored]] = np.nan
+            metrics = _ranked_metrics(pool, _ranks(pool, score), top_n)
+            metrics["spearman"] = spearman_by_group(score, pool["truth"], pool["target"])
+        if ranker.column:
+            if ranker.column not in frame:
+                notes.append(f"{ranker.label}: no {ranker.column} column in summary.tsv (a run from before "
+                             f"it existed?): the ranker is listed with empty cells")
+            elif score.isna().all():
+                notes.append(f"{ranker.label}: no {ranker.column} values: the ranker is listed with empty cells")
+            unscored = score.isna().groupby(pool["target"], sort=False).all()
+            note[unscored] = f"no {ranker.column} values"
+            metrics.loc[unscored.index[unscored]] = np.nan
         metrics = metrics.reindex(n_decoys.index)
         note[single] = "single decoy: no ranking"
         metrics.loc[single.index[single]] = np.nan
@@ -311,15 +408,24 @@ def qa_tables(frame: pd.DataFrame, rankers: tuple[Ranker, ...], top_n: int
                                best_dockq=best, note=note)
         tables.append(table.rename_axis("target").reset_index())
         defined = metrics["ranking_loss"].notna()
-        if ranker.key == "random":
+        if not defined.any():
+            with_hit = {c: np.nan for c in CAPRI_CLASSES}
+            first_hit = dict(with_hit)
+        elif score is None:
             with_hit = _random_targets_with_hit(pool[pool["target"].isin(n_decoys.index[defined])], top_n)
+            first_hit = {c: float(metrics.loc[defined, f"top1_{c}"].sum()) for c in CAPRI_CLASSES}
         else:
             with_hit = {c: float((metrics.loc[defined, f"hits_{c}"] >= 1).sum()) for c in CAPRI_CLASSES}
+            first_hit = {c: float((metrics.loc[defined, f"top1_{c}"] >= 1).sum()) for c in CAPRI_CLASSES}
         loss = metrics.loc[defined, "ranking_loss"]
+        per_target = metrics["spearman"].dropna()
         summaries.append({"ranker": ranker.key, "n_targets": int(defined.sum()),
                           **{f"targets_{c}": v for c, v in with_hit.items()},
                           "ranking_loss_mean": loss.mean() if len(loss) else np.nan,
-                          "ranking_loss_std": loss.std(ddof=1) if len(loss) > 1 else np.nan})
+                          "ranking_loss_std": loss.std(ddof=1) if len(loss) > 1 else np.nan,
+                          **{f"top1_{c}": v for c, v in first_hit.items()},
+                          **pooled_measures(pool, score),
+                          "spearman_per_target": per_target.mean() if len(per_target) else np.nan})
     qa = pd.concat(tables, ignore_index=True)
     qa = qa.sort_values(["target"], kind="stable").reset_index(drop=True)
     return qa[qa_columns], pd.DataFrame(summaries, columns=summary_columns), notes
@@ -445,29 +551,55 @@ REFINEMENT_HEADERS = ["Target", "Method", "n", "ΔDockQ ↑", "ΔiRMSD ↓", "Δ
 
 
 def qa_pivot(evaluation: Evaluation, what: str) -> tuple[list[str], list[list[str]]]:
-    """Targets × rankers: ``what`` = 'hits' (a/b/c, paper Table 2) or 'loss' (paper Table 3); the last row
-    is the summary over targets."""
+    """Targets × rankers: ``what`` = 'hits' (Top-N a/b/c, paper Table 2), 'top1' (Top-1 a/b/c) or 'loss'
+    (paper Table 3); the last row is the summary over targets."""
     labels = {r.key: r.label for r in evaluation.rankers}
     keys = [r.key for r in evaluation.rankers]
     headers = ["Target", "n", *(labels[k] for k in keys)]
     rows = []
     qa = evaluation.qa
+    prefix = {"hits": "hits_", "top1": "top1_"}.get(what)
     for target, group in qa.groupby("target", sort=True):
         by_ranker = group.set_index("ranker")
         note = next((n for n in group["note"] if n.startswith("single")), "")
-        cells = [hit_rate(by_ranker.loc[k]) if what == "hits" else _fmt(by_ranker.loc[k, "ranking_loss"])
+        cells = [hit_rate(by_ranker.loc[k], prefix) if prefix else _fmt(by_ranker.loc[k, "ranking_loss"])
                  for k in keys]
         cells = cells if not note else [note] + [""] * (len(keys) - 1)
         rows.append([target, str(int(group["n_decoys"].iloc[0])), *cells])
     summary = evaluation.qa_summary.set_index("ranker")
     if len(summary):
-        if what == "hits":
-            cells = [hit_rate(summary.loc[k], "targets_") for k in keys]
+        if prefix:
+            cells = [hit_rate(summary.loc[k], "targets_" if what == "hits" else "top1_") for k in keys]
         else:
-            cells = [(_fmt(summary.loc[k, "ranking_loss_mean"]) + (f" ± {_fmt(summary.loc[k, 'ranking_loss_std'])}"
-                      if _fmt(summary.loc[k, "ranking_loss_std"]) else "")) for k in keys]
+            cells = [_loss_cell(summary.loc[k]) for k in keys]
         rows.append(["Summary", "", *cells])
     return headers, rows
+
+
+def _loss_cell(row: pd.Series | dict) -> str:
+    """'mean ± sd' of a qa_summary row's ranking loss ('mean' alone with one target; '' with none)."""
+    mean, spread = _fmt(row["ranking_loss_mean"]), _fmt(row["ranking_loss_std"])
+    return mean + (f" ± {spread}" if mean and spread else "")
+
+
+def ranker_headers(top_n: int) -> list[str]:
+    """Column headers of :func:`ranker_rows`."""
+    return ["Ranker", "Targets", "Top-1 a/b/c ↑", f"Top-{top_n} a/b/c ↑", "Ranking loss ↓ (mean ± sd)",
+            "Spearman ↑ (pooled)", "Spearman ↑ (per-target mean)", "AUC acceptable ↑", "Decoys"]
+
+
+def ranker_rows(evaluation: Evaluation) -> list[tuple[str, list[str]]]:
+    """The rankers side by side, one row each (key, display cells under :func:`ranker_headers`): targets
+    ranked, targets with a hit in the top 1 / top N, ranking loss, pooled and per-target Spearman, AUC for
+    acceptable decoys, decoys in the pooled measures. Empty cell = not computable."""
+    labels = {r.key: r.label for r in evaluation.rankers}
+    rows = []
+    for row in evaluation.qa_summary.to_dict("records"):
+        rows.append((row["ranker"], [labels.get(row["ranker"], row["ranker"]), str(int(row["n_targets"])),
+                                     hit_rate(row, "top1_"), hit_rate(row, "targets_"), _loss_cell(row),
+                                     _fmt(row["spearman"]), _fmt(row["spearman_per_target"]),
+                                     _fmt(row["auc_acceptable"]), str(int(row["n_decoys"]))]))
+    return rows
 
 
 def agreement_rows(evaluation: Evaluation) -> list[list[str]]:
@@ -498,12 +630,29 @@ def to_markdown(evaluation: Evaluation, title: str = "EGR evaluation") -> str:
     parts += [_markdown_table(REFINEMENT_HEADERS, refinement_rows(evaluation)) if len(evaluation.refinement)
               else "No refinement scores.", ""]
     n = evaluation.top_n
+    if len(evaluation.qa):
+        parts += ["## QA: rankers side by side", "",
+                  "EGR's score beside the references a user could compute: contacts − 10×clashes (inter-chain "
+                  "heavy-atom pairs < 5 Å − 10 × pairs < 3 Å of the input decoy), input order, a random ranking "
+                  "(exact expectation) and the best possible (ranked by DockQ). Truth: DockQ of the input decoy. "
+                  f"Top-1 / Top-{n} a/b/c: targets whose first / first {n} ranked decoys hold at least one "
+                  "acceptable / medium / high decoy (DockQ ≥ 0.23 / 0.49 / 0.80; Random: expected number). "
+                  "Ranking loss: best DockQ − DockQ of the decoy ranked first, over targets. Spearman (pooled) "
+                  "and AUC acceptable (ROC AUC for DockQ ≥ 0.23, ties ½) are over all decoys of all targets; "
+                  f"Spearman (per-target mean) averages the targets with ≥ {MIN_SPEARMAN} scored decoys. "
+                  "Decoys: those with a score, used in the pooled measures. Input order scores a decoy "
+                  "−(its position within its target).", "",
+                  _markdown_table(ranker_headers(n), [cells for _, cells in ranker_rows(evaluation)]), ""]
     parts += [f"## QA: Top-{n} hit rate", "",
               f"a/b/c = decoys of acceptable-or-better / medium-or-better / high quality (DockQ ≥ 0.23 / 0.49 / "
               f"0.80) among the {n} ranked first. Summary: targets with at least one such decoy in the top {n} "
               f"(Random: expected number).", ""]
     if len(evaluation.qa):
         parts += [_markdown_table(*qa_pivot(evaluation, "hits")), "",
+                  "## QA: Top-1 hit rate", "",
+                  "a/b/c = 1 where the decoy ranked first is acceptable-or-better / medium-or-better / high "
+                  "(Random: probability). Summary: number of targets (Random: expected number).", "",
+                  _markdown_table(*qa_pivot(evaluation, "top1")), "",
                   "## QA: ranking loss", "",
                   "Best DockQ among the target's decoys − DockQ of the decoy ranked first (lower is better). "
                   "Summary: mean ± standard deviation over targets.", "",

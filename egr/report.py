@@ -9,7 +9,9 @@ files side by side in one folder, as Nextflow stages them, work too) and writes 
   ``egr_decoys_mqc.tsv`` (per-decoy table), ``egr_delta_dockq_mqc.yaml`` (ΔDockQ per decoy and
   method, bar graph), ``egr_dockq_scatter_mqc.yaml`` (decoy vs refined DockQ, one dataset per
   method), ``egr_plddt_mqc.yaml`` (mean and interface pLDDT per decoy), ``egr_refinement_mqc.tsv`` and
-  ``egr_qa_mqc.tsv`` (the tables of :mod:`egr.evaluate`), plus ``egr_software_mqc_versions.yml``.
+  ``egr_qa_mqc.tsv`` (the tables of :mod:`egr.evaluate`), ``egr_qa_rankers_mqc.tsv`` (the rankers side
+  by side: EGR's predicted DockQ beside contacts − 10×clashes, input order, random and the best possible),
+  plus ``egr_software_mqc_versions.yml``.
   The DockQ files are written only when the run has DockQ scores. With MultiQC installed (the
   optional extra ``report``), ``egr report`` also builds ``multiqc/multiqc_report.html`` from them,
   offline (``--no-version-check``) with ``assets/multiqc_config.yml`` where that file is found.
@@ -17,8 +19,9 @@ files side by side in one folder, as Nextflow stages them, work too) and writes 
   JS for sorting, filtering and the per-residue tracks). Sections: run summary and versions,
   refinement (ΔDockQ per method, decoy vs refined DockQ, the paper's Table 1 layout), per-decoy table
   (status, scores, Δ, a pLDDT sparkline; a click opens the decoy's per-residue track: predicted
-  LDDT-Cα, true LDDT-Cα where a native was given, interface residues marked), QA ranking per target
-  (Top-N hit rates and ranking loss), failures with their reasons.
+  LDDT-Cα, true LDDT-Cα where a native was given, interface residues marked), QA ranking (the rankers
+  side by side: Top-1 and Top-N hit rates, ranking loss, Spearman, AUC; then per target), failures with
+  their reasons.
 
 Per-residue data travel as compact JSON (LDDT × 100 as integers, residue numbering as runs, the
 sequence as one-letter codes, interface residues as index ranges) and are drawn by the page only
@@ -63,10 +66,11 @@ from egr.evaluate import (
     Evaluation,
     agreement_rows,
     evaluate_frame,
-    hit_rate,
     method_deltas,
     method_label,
     qa_pivot,
+    ranker_headers,
+    ranker_rows,
     read_summary,
     refinement_rows,
 )
@@ -268,6 +272,12 @@ def _decoy_columns(run: RunData) -> list[tuple[str, dict]]:
     columns: list[tuple[str, dict]] = [
         ("status", {"title": "Status", "description": "ok, skipped (kept from an earlier run) or failed"}),
         ("target", {"title": "Target", "description": "Native structure the decoy was scored against"}),
+        ("pred_dockq", {"title": "Pred. DockQ", "description": "EGR's predicted DockQ of the input decoy (its ranker)",
+                        "min": 0, "max": 1, "scale": "RdYlGn", "format": "{:,.3f}"}),
+        ("contacts_clashes", {"title": "Contacts − 10×clashes",
+                              "description": "Reference score: inter-chain heavy-atom pairs < 5 Å "
+                                             "− 10 × pairs < 3 Å",
+                              "format": "{:,.0f}", "scale": False}),
         ("mean_plddt", {"title": "pLDDT", "description": "EGR's mean predicted LDDT-Cα", "min": 0, "max": 1,
                         "scale": "RdYlGn", "format": "{:,.3f}"}),
         ("interface_plddt", {"title": "Interface pLDDT", "description": "Mean predicted LDDT-Cα of interface residues",
@@ -396,9 +406,56 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
             "pconfig": {"id": "egr_qa_table", "title": "EGR: QA ranking per target", "col1_header": "Target"},
         }, header, [[hit[0] if hit[0] != "Summary" else "(all)", hit[1], *hit[2:], *loss[2:]]
                     for hit, loss in zip(hits, losses)])
+    if len(evaluation.qa_summary):
+        files["egr_qa_rankers_mqc.tsv"] = _rankers_mqc(evaluation)
     versions = {"egr": run.run_info.get("egr_version", __version__), **run.run_info.get("versions", {})}
     files["egr_software_mqc_versions.yml"] = _json({"egr-nf": versions}) + "\n"
     return files
+
+
+def _rankers_mqc(evaluation: Evaluation) -> str:
+    """``egr_qa_rankers_mqc.tsv``: one row per ranker, the measures of :func:`egr.evaluate.ranker_rows` as
+    numbers (MultiQC colours and sorts them)."""
+    n = evaluation.top_n
+    labels = {r.key: r.label for r in evaluation.rankers}
+    count = {"format": "{:,.1f}", "min": 0, "scale": "Greens"}
+    corr = {"format": "{:,.3f}", "min": -1, "max": 1, "scale": "RdBu"}
+    names = {"acceptable": "acceptable (DockQ ≥ 0.23)", "medium": "medium (≥ 0.49)", "high": "high (≥ 0.80)"}
+    headers = {
+        "n_targets": {"title": "Targets", "description": "Targets ranked (with 2 or more decoys)", "format": "{:,.0f}",
+                      "scale": False},
+        **{f"top1_{c}": {"title": f"Top-1 {c[0]}", "description": f"Targets whose first-ranked decoy is {names[c]}; "
+                                                                  "Random: expected number", **count}
+           for c in CAPRI_CLASSES},
+        **{f"targets_{c}": {"title": f"Top-{n} {c[0]}",
+                            "description": f"Targets with a decoy {names[c]} among the {n} ranked first; "
+                                           "Random: expected number", **count} for c in CAPRI_CLASSES},
+        "ranking_loss_mean": {"title": "Loss", "description": "Ranking loss, mean over targets: best DockQ − DockQ "
+                                                              "of the first-ranked decoy (lower is better)",
+                              "format": "{:,.4f}", "min": 0, "scale": "RdYlGn-rev"},
+        "ranking_loss_std": {"title": "Loss sd", "description": "Ranking loss, sample standard deviation",
+                             "format": "{:,.4f}", "scale": False},
+        "spearman": {"title": "Spearman", "description": "Spearman of score vs DockQ over all decoys pooled", **corr},
+        "spearman_per_target": {"title": "Spearman / target",
+                                "description": "Mean per-target Spearman (targets with ≥ 3 scored decoys)", **corr},
+        "auc_acceptable": {"title": "AUC", "description": "ROC AUC for acceptable decoys (DockQ ≥ 0.23), all decoys "
+                                                          "pooled, ties counted ½", "format": "{:,.3f}", "min": 0,
+                           "max": 1, "scale": "RdYlGn"},
+        "n_decoys": {"title": "Decoys", "description": "Decoys with a score and a DockQ (pooled measures)",
+                     "format": "{:,.0f}", "scale": False},
+    }
+    rows = [[labels.get(r["ranker"], r["ranker"]), *(_tsv_value(r[c], 6) for c in headers)]
+            for r in evaluation.qa_summary.to_dict("records")]
+    return _mqc_tsv({
+        "id": "egr_qa_rankers", "section_name": "EGR: QA rankers side by side",
+        "description": "EGR's predicted DockQ beside references a user could compute: contacts − 10×clashes "
+                       "(inter-chain heavy-atom pairs < 5 Å − 10 × pairs < 3 Å of the input decoy), input order, "
+                       "a random ranking (exact expectation) and the best possible (ranked by DockQ). Empty = not "
+                       "computable (e.g. a score missing from the run).",
+        "plot_type": "table",
+        "pconfig": {"id": "egr_qa_rankers_table", "title": "EGR: QA rankers side by side", "col1_header": "Ranker"},
+        "headers": headers,
+    }, ["Ranker", *headers], rows)
 
 
 def write_multiqc_files(run: RunData, outdir: Path) -> list[Path]:
@@ -1094,33 +1151,29 @@ def _decoy_table(run: RunData, data: list[dict]) -> str:
 def _qa_section(run: RunData) -> str:
     evaluation = run.evaluation
     n = evaluation.top_n
-    intro = (f'<h2>QA ranking</h2><p class="lead">How well each score ranks a target\'s decoys. Top-{n} hit rate '
-             f'a/b/c: decoys of acceptable-or-better / medium-or-better / high quality (DockQ ≥ 0.23 / 0.49 / 0.80) '
-             f'among the {n} ranked first. Ranking loss: best DockQ among the decoys − DockQ of the decoy ranked '
-             f'first. Grey rows and columns are references: input order, a random ranking (expected value) and the '
-             f'best possible.</p>')
+    intro = (f'<h2>QA ranking</h2><p class="lead">How well each score ranks a target\'s decoys, EGR\'s '
+             f'predicted DockQ beside references a user could compute: contacts − 10×clashes (inter-chain '
+             f'heavy-atom pairs &lt; 5 Å − 10 × pairs &lt; 3 Å of the input decoy), the input order, a random '
+             f'ranking (expected value) and the best possible (ranked by DockQ); grey rows and columns are these '
+             f'references. Top-1 / Top-{n} a/b/c: targets whose first / first {n} ranked decoys hold an '
+             f'acceptable-or-better / medium-or-better / high decoy (DockQ ≥ 0.23 / 0.49 / 0.80). Ranking loss: '
+             f'best DockQ among the decoys − DockQ of the decoy ranked first. Spearman (score vs DockQ) and AUC '
+             f'(acceptable vs not, ties ½) pool all decoys; the per-target Spearman is the mean over targets with '
+             f'≥ 3 scored decoys.</p>')
     if not len(evaluation.qa):
         return (f'<section id="qa" class="lazy">{intro}<p class="empty">No QA ranking: it needs decoys scored against '
                 f'a native, several per target.</p>{_agreement(run)}</section>')
-    labels = {r.key: r.label for r in evaluation.rankers}
-    summary_rows = []
-    for row in evaluation.qa_summary.to_dict("records"):
-        loss = _fmt_num(row["ranking_loss_mean"], 4)
-        spread = _fmt_num(row["ranking_loss_std"], 4)
-        reference = row["ranker"] in REFERENCE_RANKERS
-        summary_rows.append((reference, [labels[row["ranker"]], str(row["n_targets"]), hit_rate(row, "targets_"),
-                                         loss + (f" ± {spread}" if spread else "")]))
-    head = "".join(f'<th class="{c}">{h}</th>' for h, c in (("Ranker", ""), ("Targets", "num"),
-                                                           (f"Targets with a hit in the top {n} (a/b/c)", "num"),
-                                                           ("Ranking loss, mean ± sd", "num")))
-    body = "".join(f'<tr class="{"ref" if ref else ""}">' + "".join(f'<td class="{c}">{_esc(v)}</td>'
-                   for v, c in zip(cells, ("", "num", "num", "num"))) + "</tr>" for ref, cells in summary_rows)
-    parts = [f'<h3>Summary over targets (paper Tables 2–3 "Summary")</h3>'
+    classes = ["", *["num"] * (len(ranker_headers(n)) - 1)]
+    head = "".join(f'<th class="{c}">{_esc(h)}</th>' for h, c in zip(ranker_headers(n), classes))
+    body = "".join(f'<tr class="{"ref" if key in REFERENCE_RANKERS else ""}">' + "".join(
+        f'<td class="{c}">{_esc(v)}</td>' for v, c in zip(cells, classes)) + "</tr>"
+        for key, cells in ranker_rows(evaluation))
+    parts = ['<h3>Rankers side by side (paper Tables 2–3 "Summary", and over all decoys)</h3>'
              f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>']
     reference = set(REFERENCE_RANKERS.values())
     targets = evaluation.qa["target"].nunique()
     pivots = []
-    for what, title in (("hits", f"Top-{n} hit rate per target"),
+    for what, title in (("hits", f"Top-{n} hit rate per target"), ("top1", "Top-1 hit per target"),
                         ("loss", "Ranking loss per target (lower is better)")):
         headers, rows = qa_pivot(evaluation, what)
         classes = ["", "num", *("num ref" if h in reference else "num" for h in headers[2:])]

@@ -4,7 +4,10 @@
 step), so both produce the same table from the same files. Files read, next to ``<id>_scores.json``
 (in ``<id>/`` for ``egr run``, or all in one folder as Nextflow stages them):
 
-- ``<id>_scores.json``: status, reason, pLDDT, seconds per step (``egr refine`` / a failed decoy);
+- ``<id>_scores.json``: status, reason, EGR's predicted DockQ of the input decoy (``pred_dockq``) and of
+  its refined structure (``pred_dockq_refined``), pLDDT, the reference physics score ``contacts_clashes``
+  (inter-chain heavy-atom pairs < 5 Å − 10 × pairs < 3 Å, :mod:`egr.physics`) with its two counts
+  ``inter_chain_contacts`` and ``inter_chain_clashes``, seconds per step (``egr refine`` / a failed decoy);
 - ``<id>_plddt.csv``: per-residue predicted LDDT-Cα;
 - ``<id>_<method>.json``: a comparison refiner's result (status, reason, seconds);
 - ``<id>_<method>_dockq.json``: ``egr score --json`` of that method's structure against the native,
@@ -33,9 +36,12 @@ from egr.structure import sanitize_id
 METRICS = ("dockq", "fnat", "irmsd", "lrmsd")
 SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
 STEPS = ("ingest", "surface", "featurize", "refine")
+# the contacts − 10 × clashes reference ranker and its two counts (egr.physics), of the cleaned input decoy
+PHYSICS_COLUMNS = ("contacts_clashes", "inter_chain_contacts", "inter_chain_clashes")
 BASE_COLUMNS = (
-    "id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_chains", "n_residues",
-    "n_atoms", "rmsd_to_input", "surface_backend", "warnings",
+    "id", "input", "status", "reason", "target", "pred_dockq", "pred_dockq_refined", "mean_plddt",
+    "interface_plddt", *PHYSICS_COLUMNS, "n_chains", "n_residues", "n_atoms", "rmsd_to_input",
+    "surface_backend", "warnings",
     *(f"seconds_{step}" for step in STEPS), "seconds_total", "seconds_egr",
 )
 SCORE_COLUMNS = (
@@ -64,7 +70,9 @@ def decoy_row(scores_file: Path) -> dict:
     row = {
         "id": decoy_id, "input": scores.get("input", ""), "status": scores.get("status", "failed"),
         "reason": scores.get("reason", "" if scores else f"unreadable {scores_file.name}"),
+        "pred_dockq": scores.get("pred_dockq"), "pred_dockq_refined": scores.get("pred_dockq_refined"),
         "mean_plddt": scores.get("mean_plddt"), "interface_plddt": scores.get("interface_plddt"),
+        **{column: scores.get(column) for column in PHYSICS_COLUMNS},
         "n_chains": len(scores["chains"]) if scores.get("chains") else None,
         "n_residues": scores.get("n_residues"), "n_atoms": scores.get("n_atoms"),
         "rmsd_to_input": scores.get("rmsd_to_input"),

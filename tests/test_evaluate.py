@@ -2,28 +2,47 @@
 
 The decoys' DockQ values are real: DockQ 2.1.3 labels of ``shared/data/haddock`` and ``bm5`` (targets
 2OUL, 1AK4, 2X9A; see tests/data/pairs/labels.csv for the rows bundled here). The refined DockQ and the
-QA scores are made up so that every table cell has a known value.
+QA scores are made up so that every table cell has a known value. The ranking measures (top-1 hits,
+Spearman, ROC AUC, the exact random expectations, the input-order score) are also checked on small
+hand-built summaries, and the contacts − 10×clashes reference score on the bundled real decoys against a
+brute-force distance matrix.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from scipy.stats import spearmanr
 
 from egr.evaluate import (
     OVERALL,
     evaluate,
     evaluate_frame,
     parse_rankers,
+    ranker_scores,
     read_summary,
+    roc_auc,
+    spearman_by_group,
     to_markdown,
+    to_tsv,
+    typed_summary,
     write_evaluation,
 )
+from egr.physics import interface_physics
+from egr.refine import Refinement, write_outputs
+from egr.structure import read_decoy
+from egr.summary import BASE_COLUMNS, decoy_row, write_summary
+from egr.weights import ModelInfo
+
+DECOYS = Path(__file__).parent / "data" / "decoys"
 
 # decoy -> (target, DockQ of the decoy): real labels
 REAL_DOCKQ = {
@@ -44,8 +63,9 @@ REAL_DOCKQ = {
     "1AK4_ti5-itw_312w": ("1AK4", 0.5489),
     "2X9A_unbound": ("2X9A", 0.7463),
 }
-# Made-up EGR scores. 2OUL by mean_plddt: 2OUL_3, 2OUL_1, 2OUL_9 first; by interface_plddt: 2OUL_10, 2OUL_2, 2OUL_5.
-MEAN_PLDDT = {
+# Made-up EGR scores. 2OUL by pred_dockq (EGR's default ranker): 2OUL_3, 2OUL_1, 2OUL_9 first; by
+# interface_plddt (asked for as an extra score column): 2OUL_10, 2OUL_2, 2OUL_5.
+PRED_DOCKQ = {
     "2OUL_1": 0.80,
     "2OUL_10": 0.50,
     "2OUL_2": 0.40,
@@ -110,7 +130,8 @@ def summary_rows() -> list[dict[str, str]]:
                 "status": "ok",
                 "reason": "",
                 "target": target,
-                "mean_plddt": _cell(MEAN_PLDDT[decoy]),
+                "pred_dockq": _cell(PRED_DOCKQ[decoy]),
+                "mean_plddt": _cell(round(1 - PRED_DOCKQ[decoy], 2)),  # no longer a default ranker
                 "interface_plddt": _cell(INTERFACE_PLDDT[decoy]),
                 "seconds_total": "2.0",
                 "dockq_decoy": _cell(dockq),
@@ -200,24 +221,30 @@ def test_delta_recomputed_when_the_column_is_absent(results: Path) -> None:
 
 
 def test_hit_rates_and_ranking_loss_top3(results: Path) -> None:
-    qa = evaluate(results, top_n=3).qa
-    egr = _row(qa, target="2OUL", ranker="mean_plddt")  # top 3: 0.0253, 0.8111, 0.6872
+    qa = evaluate(results, ["interface_plddt"], top_n=3).qa
+    egr = _row(qa, target="2OUL", ranker="pred_dockq")  # top 3: 0.0253, 0.8111, 0.6872
     assert (egr["hits_acceptable"], egr["hits_medium"], egr["hits_high"]) == (2, 2, 1)
+    assert (egr["top1_acceptable"], egr["top1_medium"], egr["top1_high"]) == (0, 0, 0)  # 0.0253 first
     assert egr["ranking_loss"] == pytest.approx(0.8793 - 0.0253)
     iface = _row(qa, target="2OUL", ranker="interface_plddt")  # top 3: 0.6765, 0.8793, 0.0080
     assert (iface["hits_acceptable"], iface["hits_medium"], iface["hits_high"]) == (2, 2, 1)
     assert iface["ranking_loss"] == pytest.approx(0.8793 - 0.6765)
+    assert (iface["top1_acceptable"], iface["top1_medium"], iface["top1_high"]) == (1, 1, 0)  # 0.6765 first
     order = _row(qa, target="2OUL", ranker="input_order")  # 0.8111, 0.6765, 0.8793
     assert (order["hits_acceptable"], order["hits_high"], order["ranking_loss"]) == (3, 2, pytest.approx(0.0682))
+    assert (order["top1_acceptable"], order["top1_high"]) == (1, 1)  # 2OUL_1, 0.8111
     oracle = _row(qa, target="2OUL", ranker="oracle")
     assert (oracle["hits_acceptable"], oracle["hits_high"], oracle["ranking_loss"]) == (3, 2, 0.0)
     random = _row(qa, target="2OUL", ranker="random")  # expected: 3 × 4/10 acceptable, 3 × 2/10 high
     assert random["hits_acceptable"] == pytest.approx(1.2) and random["hits_high"] == pytest.approx(0.6)
     assert random["ranking_loss"] == pytest.approx(0.8793 - 3.1682 / 10)
-    ak4 = _row(qa, target="1AK4", ranker="mean_plddt")  # 312w (0.5489) first; 745, 212w follow
+    # top 1 of a random ranking: the fraction of the target's decoys in the class
+    assert (random["top1_acceptable"], random["top1_medium"], random["top1_high"]) == pytest.approx((0.4, 0.4, 0.2))
+    ak4 = _row(qa, target="1AK4", ranker="pred_dockq")  # 312w (0.5489) first; 745, 212w follow
     assert ak4["n_decoys"] == 5  # the failed decoy is not a candidate
     assert (ak4["hits_acceptable"], ak4["hits_medium"], ak4["hits_high"]) == (2, 2, 0)
     assert ak4["ranking_loss"] == pytest.approx(0.5550 - 0.5489)
+    assert (ak4["top1_acceptable"], ak4["top1_medium"], ak4["top1_high"]) == (1, 1, 0)
     # the best 1AK4 decoy has no interface score: it ranks last, after every scored decoy
     unscored_last = _row(qa, target="1AK4", ranker="interface_plddt")
     assert unscored_last["hits_acceptable"] == 1 and unscored_last["ranking_loss"] == pytest.approx(0.5550 - 0.0114)
@@ -225,11 +252,16 @@ def test_hit_rates_and_ranking_loss_top3(results: Path) -> None:
 
 def test_qa_summary_over_targets(results: Path) -> None:
     summary = evaluate(results, top_n=3).qa_summary.set_index("ranker")
-    egr = summary.loc["mean_plddt"]
+    egr = summary.loc["pred_dockq"]
     assert egr["n_targets"] == 2  # 2OUL and 1AK4; 2X9A has one decoy
     assert (egr["targets_acceptable"], egr["targets_medium"], egr["targets_high"]) == (2, 2, 1)
     assert egr["ranking_loss_mean"] == pytest.approx((0.8540 + 0.0061) / 2)
     assert egr["ranking_loss_std"] == pytest.approx(abs(0.8540 - 0.0061) / math.sqrt(2))
+    assert (egr["top1_acceptable"], egr["top1_medium"], egr["top1_high"]) == (1, 1, 0)  # 1AK4 only
+    # expected targets with an acceptable first decoy: 4/10 (2OUL) + 2/5 (1AK4)
+    assert summary.loc["random", "top1_acceptable"] == pytest.approx(0.4 + 0.4)
+    assert summary.loc["random", "top1_high"] == pytest.approx(0.2)
+    assert (summary.loc["oracle", "top1_acceptable"], summary.loc["oracle", "top1_high"]) == (2, 1)
     # random: P(≥ 1 acceptable in a random top 3) = 1 − C(6,3)/C(10,3) for 2OUL, 1 − C(3,3)/C(5,3) for 1AK4
     assert summary.loc["random", "targets_acceptable"] == pytest.approx((1 - 20 / 120) + (1 - 1 / 10))
     assert summary.loc["random", "targets_high"] == pytest.approx(1 - 56 / 120)
@@ -237,7 +269,7 @@ def test_qa_summary_over_targets(results: Path) -> None:
 
 def test_top10_default_includes_every_decoy_of_a_small_target(results: Path) -> None:
     ev = evaluate(results)
-    oul = _row(ev.qa, target="2OUL", ranker="mean_plddt")
+    oul = _row(ev.qa, target="2OUL", ranker="pred_dockq")
     assert (oul["top_n"], oul["hits_acceptable"], oul["hits_medium"], oul["hits_high"]) == (10, 4, 4, 2)
     assert "| 2OUL | 10 | 4/4/2 |" in to_markdown(ev)
 
@@ -299,3 +331,215 @@ def test_run_without_natives(tmp_path: Path) -> None:
     assert ev.refinement.empty and ev.qa.empty and ev.agreement.empty
     assert any("no native" in note for note in ev.notes)
     assert "No refinement scores." in to_markdown(ev)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rankers side by side: EGR's predicted DockQ and the references
+# ------------------------------------------------------------------------------------------------
+
+
+def test_default_rankers_are_egr_then_the_references() -> None:
+    rankers = parse_rankers()
+    assert [r.key for r in rankers] == ["pred_dockq", "contacts_clashes", "input_order", "random", "oracle"]
+    assert rankers[0].label == "EGR predicted DockQ" and rankers[0].column == "pred_dockq"
+    assert rankers[1].label == "Contacts − 10×clashes" and rankers[1].column == "contacts_clashes"
+    assert rankers[1].higher_is_better
+    # pLDDT is no longer a default ranker, but any column can still be asked for; a reference name is not doubled
+    keys = [r.key for r in parse_rankers(["mean_plddt", "contacts_clashes", "energy:lower"])]
+    assert keys == ["pred_dockq", "mean_plddt", "energy", "contacts_clashes", "input_order", "random", "oracle"]
+
+
+def brute_force_auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """P(score of a positive > score of a negative) + ½ P(equal), over all pairs."""
+    pos, neg = score[positive][:, None], score[~positive][None, :]
+    return float(((pos > neg) + 0.5 * (pos == neg)).mean())
+
+
+def test_roc_auc_perfect_reversed_ties() -> None:
+    truth = pd.Series([0.9, 0.5, 0.3, 0.2, 0.1, 0.0])
+    positive = truth >= 0.23
+    assert roc_auc(truth, positive) == 1.0  # a perfect ranker
+    assert roc_auc(-truth, positive) == 0.0  # the reversed one
+    assert roc_auc(pd.Series(1.0, index=truth.index), positive) == 0.5  # all tied: every pair counts ½
+    # one tie between a positive and a negative: (1 + 1 + ½ + 1) / 4
+    assert roc_auc(pd.Series([2.0, 1.0, 1.0, 0.0]), pd.Series([True, True, False, False])) == 0.875
+    # an unscored decoy stays out; no negatives (or no positives): undefined
+    assert roc_auc(pd.Series([0.3, np.nan, 0.1]), pd.Series([True, False, False])) == 1.0
+    assert math.isnan(roc_auc(truth, truth >= 0.0)) and math.isnan(roc_auc(truth, truth > 1.0))
+    rng = np.random.default_rng(3)
+    score = rng.integers(0, 5, 200).astype(float)  # many ties
+    labels = rng.random(200) < 0.3
+    assert roc_auc(pd.Series(score), pd.Series(labels)) == pytest.approx(brute_force_auc(score, labels), abs=1e-12)
+
+
+def test_spearman_by_group_matches_scipy_with_ties() -> None:
+    rng = np.random.default_rng(5)
+    score = pd.Series(rng.integers(0, 4, 30).astype(float))  # ties
+    truth = pd.Series(rng.random(30))
+    groups = pd.Series(["a"] * 12 + ["b"] * 10 + ["c"] * 2 + ["d"] * 6)
+    score[25:] = 1.0  # d: constant score
+    result = spearman_by_group(score, truth, groups)
+    assert list(result.index) == ["a", "b", "c", "d"]
+    for name, rows in (("a", slice(0, 12)), ("b", slice(12, 22))):
+        assert result[name] == pytest.approx(spearmanr(score[rows], truth[rows]).statistic, abs=1e-12)
+    assert math.isnan(result["c"]) and math.isnan(result["d"])  # 2 decoys; a constant score
+    with_gap = score.copy()
+    with_gap[0] = np.nan  # an unscored decoy is left out of its group's correlation
+    assert spearman_by_group(with_gap, truth, groups)["a"] == pytest.approx(
+        spearmanr(score[1:12], truth[1:12]).statistic, abs=1e-12)
+
+
+def hand_built_summary() -> pd.DataFrame:
+    """Three targets in interleaved summary order. pred_dockq ranks each target's decoys perfectly but puts
+    all of T2 above T1: per target Spearman 1, pooled much less. T1_e (the best) has no pred_dockq; T3 has
+    one decoy. contacts_clashes ranks T1 backwards and ties within T2."""
+    rows = [  # id, target, DockQ, pred_dockq, contacts_clashes
+        ("T1_a", "T1", 0.90, 0.4, 10.0), ("T2_a", "T2", 0.50, 0.9, 5.0), ("T1_b", "T1", 0.60, 0.3, 20.0),
+        ("T2_b", "T2", 0.20, 0.8, 5.0), ("T1_c", "T1", 0.30, 0.2, 30.0), ("T1_d", "T1", 0.10, 0.1, 40.0),
+        ("T2_c", "T2", 0.05, 0.7, 5.0), ("T3_a", "T3", 0.00, 0.0, 0.0), ("T1_e", "T1", 0.95, None, 0.0),
+    ]
+    raw = pd.DataFrame([{"id": i, "input": f"{i}.pdb", "status": "ok", "reason": "", "target": t,
+                         "dockq_decoy": str(d), "pred_dockq": None if p is None else str(p), "contacts_clashes": str(c)}
+                        for i, t, d, p, c in rows])
+    return typed_summary(raw)  # as read_summary types summary.tsv (None = an empty cell)
+
+
+def test_top1_spearman_auc_on_a_hand_built_summary() -> None:
+    frame = hand_built_summary()
+    ev = evaluate_frame(frame, top_n=2)
+    summary = ev.qa_summary.set_index("ranker")
+    egr = summary.loc["pred_dockq"]
+    # top 1: T1_a (0.90, high; T1_e is unscored and ranks last), T2_a (0.50, medium)
+    assert (egr["n_targets"], egr["top1_acceptable"], egr["top1_medium"], egr["top1_high"]) == (2, 2, 2, 1)
+    assert egr["ranking_loss_mean"] == pytest.approx(((0.95 - 0.90) + 0.0) / 2)
+    assert egr["spearman_per_target"] == pytest.approx(1.0)  # perfect within T1 (4 scored) and T2 (3)
+    scored = frame["pred_dockq"].notna()
+    assert egr["n_decoys"] == 8  # every decoy with a DockQ and a score, the single-decoy T3 included
+    assert egr["spearman"] == pytest.approx(
+        spearmanr(frame.loc[scored, "pred_dockq"], frame.loc[scored, "dockq_decoy"]).statistic, abs=1e-12)
+    assert egr["spearman"] < 0.5
+    # acceptable: T1_a, T1_b, T1_c, T2_a; each beats T1_d and T3_a; only T2_a beats T2_b, T2_c -> (3·2 + 4) / 16
+    assert egr["auc_acceptable"] == pytest.approx(10 / 16)
+    physics = summary.loc["contacts_clashes"]
+    assert physics["n_decoys"] == 9 and physics["top1_high"] == 0  # T1: T1_d (40) first; T2: a tie, input order
+    assert physics["ranking_loss_mean"] == pytest.approx(((0.95 - 0.10) + 0.0) / 2)
+    qa = ev.qa
+    assert _row(qa, target="T1", ranker="contacts_clashes")["spearman"] == pytest.approx(
+        spearmanr([10, 20, 30, 40, 0], [0.9, 0.6, 0.3, 0.1, 0.95]).statistic)
+    assert math.isnan(_row(qa, target="T2", ranker="contacts_clashes")["spearman"])  # constant score
+    acceptable = frame["dockq_decoy"].to_numpy() >= 0.23
+    assert physics["auc_acceptable"] == pytest.approx(
+        brute_force_auc(frame["contacts_clashes"].to_numpy(), acceptable))
+    oracle = summary.loc["oracle"]
+    assert (oracle["spearman"], oracle["spearman_per_target"], oracle["auc_acceptable"]) == (1.0, 1.0, 1.0)
+    assert (oracle["top1_acceptable"], oracle["top1_high"], oracle["ranking_loss_mean"]) == (2, 1, 0.0)
+    random = summary.loc["random"]
+    assert (random["spearman"], random["spearman_per_target"], random["auc_acceptable"]) == (0.0, 0.0, 0.5)
+    # T1: 4 of 5 acceptable, 3 medium, 2 high; T2: 1 of 3 acceptable and medium, none high
+    assert random["top1_acceptable"] == pytest.approx(4 / 5 + 1 / 3)
+    assert random["top1_medium"] == pytest.approx(3 / 5 + 1 / 3)
+    assert random["top1_high"] == pytest.approx(2 / 5)
+    assert random["n_decoys"] == 9 and random["n_targets"] == 2
+
+
+def test_input_order_score_is_minus_the_position_within_the_target() -> None:
+    frame = hand_built_summary()
+    pool = pd.DataFrame({"target": frame["target"], "truth": frame["dockq_decoy"]})
+    order = next(r for r in parse_rankers() if r.key == "input_order")
+    assert ranker_scores(pool, frame, order).tolist() == [-1, -1, -2, -2, -3, -4, -3, -1, -5]
+    assert ranker_scores(pool, frame, next(r for r in parse_rankers() if r.key == "random")) is None
+    summary = evaluate_frame(frame, top_n=2).qa_summary.set_index("ranker").loc["input_order"]
+    positions = -np.array([1, 1, 2, 2, 3, 4, 3, 1, 5], dtype=float)
+    acceptable = frame["dockq_decoy"].to_numpy() >= 0.23
+    assert summary["auc_acceptable"] == pytest.approx(brute_force_auc(positions, acceptable))
+    assert summary["spearman"] == pytest.approx(spearmanr(positions, frame["dockq_decoy"]).statistic)
+    assert (summary["top1_acceptable"], summary["top1_high"]) == (2, 1)  # T1_a and T2_a come first
+
+
+def test_missing_reference_column_is_listed_empty_with_a_note() -> None:
+    frame = hand_built_summary().drop(columns=["contacts_clashes", "pred_dockq"])
+    ev = evaluate_frame(frame)
+    summary = ev.qa_summary.set_index("ranker")
+    for key in ("pred_dockq", "contacts_clashes"):
+        row = summary.loc[key]
+        assert row["n_targets"] == 0 and row["n_decoys"] == 0
+        assert row[["top1_acceptable", "targets_acceptable", "ranking_loss_mean", "spearman",
+                    "spearman_per_target", "auc_acceptable"]].isna().all()
+        assert any(f"no {key} column" in note for note in ev.notes)
+    assert summary.loc["oracle", "auc_acceptable"] == 1.0  # the other rankers are unaffected
+    text = to_markdown(ev)
+    assert "| EGR predicted DockQ | 0 |  |  |  |  |  |  | 0 |" in text
+    assert "| Contacts − 10×clashes | 0 |  |  |  |  |  |  | 0 |" in text
+
+
+def test_side_by_side_table_in_markdown_and_tsv() -> None:
+    ev = evaluate_frame(hand_built_summary(), top_n=2)
+    text = to_markdown(ev)
+    assert "## QA: rankers side by side" in text and "## QA: Top-1 hit rate" in text
+    assert ("| Ranker | Targets | Top-1 a/b/c ↑ | Top-2 a/b/c ↑ | Ranking loss ↓ (mean ± sd) "
+            "| Spearman ↑ (pooled) | Spearman ↑ (per-target mean) | AUC acceptable ↑ | Decoys |") in text
+    assert "| EGR predicted DockQ | 2 | 2/2/1 | 2/2/1 | 0.0250 ± 0.0354 |" in text
+    assert "| Best possible | 2 | 2/2/1 | 2/2/1 | 0.0000 ± 0.0000 | 1.0000 | 1.0000 | 1.0000 | 9 |" in text
+    assert "| Random (expected) | 2 | 1.1/0.9/0.4 |" in text
+    long = pd.read_csv(pd.io.common.StringIO(to_tsv(ev)), sep="\t", dtype=str, keep_default_na=False)
+    summary = long[long["section"] == "qa_summary"]
+    values = dict(zip(summary["method"] + ":" + summary["metric"], summary["value"]))
+    assert values["pred_dockq:auc_acceptable"] == "0.625" and values["random:spearman"] == "0"
+    assert values["oracle:n_decoys"] == "9" and values["pred_dockq:top1_high"] == "1"
+    per_target = long[(long["section"] == "qa") & (long["target"] == "T1") & (long["method"] == "pred_dockq")]
+    assert dict(zip(per_target["metric"], per_target["value"]))["spearman"] == "1"
+
+
+# ------------------------------------------------------------------------------------------------
+# contacts − 10 × clashes: definition, refine's scores.json, the summary
+# ------------------------------------------------------------------------------------------------
+
+
+def brute_force_physics(path: Path) -> tuple[int, int]:
+    """Inter-chain heavy-atom pairs < 5 Å and < 3 Å from the full distance matrix (each pair once)."""
+    c, _ = read_decoy(path)
+    distance = np.linalg.norm(c.coords[:, None, :] - c.coords[None, :, :], axis=-1)
+    pair = np.triu(c.chain_index[:, None] != c.chain_index[None, :], 1)
+    return int((pair & (distance < 5.0)).sum()), int((pair & (distance < 3.0)).sum())
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in DECOYS.glob("*.pdb.gz")))
+def test_contacts_clashes_equals_brute_force_on_real_decoys(name: str) -> None:
+    contacts, clashes = brute_force_physics(DECOYS / name)
+    c, _ = read_decoy(DECOYS / name)
+    physics = interface_physics(c)
+    assert not np.any(c.elements == "H")  # heavy atoms only
+    assert contacts > 0
+    assert int(np.triu(physics.contacts, 1).sum()) == contacts and int(np.triu(physics.clashes, 1).sum()) == clashes
+    assert physics.contacts_clashes == contacts - 10 * clashes
+
+
+def test_refine_scores_and_summary_carry_the_new_columns(tmp_path: Path) -> None:
+    path = DECOYS / "kq_1kq1_pdb1_1_ATTRACT.pdb.gz"
+    c, _ = read_decoy(path)
+    contacts, clashes = brute_force_physics(path)
+    bundle = SimpleNamespace(complex=c, decoy_id="attract", surface_backend=["builtin"] * c.n_atoms, kind="all_atom")
+    refinement = Refinement(coords=c.coords + 0.5, plddt=np.full(c.n_residues, 0.7), seconds=0.1)
+    info = ModelInfo(path="w.safetensors", sha256="0" * 64, trained=True, description="test", kind="all_atom")
+    scores = write_outputs(bundle, refinement, tmp_path, info, "cpu")
+    # of the input decoy, not of the (shifted) refined coordinates
+    assert (scores["inter_chain_contacts"], scores["inter_chain_clashes"]) == (contacts, clashes)
+    assert scores["contacts_clashes"] == contacts - 10 * clashes
+    written = json.loads((tmp_path / "attract" / "attract_scores.json").read_text())
+    assert written["contacts_clashes"] == scores["contacts_clashes"]
+    # the summary reads them, with EGR's predicted DockQ (another key of scores.json)
+    written.update(pred_dockq=0.4321, pred_dockq_refined=0.5)
+    (tmp_path / "attract" / "attract_scores.json").write_text(json.dumps(written))
+    row = decoy_row(tmp_path / "attract" / "attract_scores.json")
+    assert (row["pred_dockq"], row["pred_dockq_refined"]) == (0.4321, 0.5)
+    assert (row["contacts_clashes"], row["inter_chain_contacts"], row["inter_chain_clashes"]) == (
+        contacts - 10 * clashes, contacts, clashes)
+    for column in ("pred_dockq", "pred_dockq_refined", "contacts_clashes", "inter_chain_contacts",
+                   "inter_chain_clashes"):
+        assert column in BASE_COLUMNS
+    failed = tmp_path / "broken_scores.json"
+    failed.write_text(json.dumps({"id": "broken", "status": "failed", "reason": "no ATOM records"}))
+    write_summary(tmp_path / "summary.tsv", [row, decoy_row(failed)])
+    frame = read_summary(tmp_path / "summary.tsv")
+    assert frame["contacts_clashes"].tolist()[0] == contacts - 10 * clashes
+    assert math.isnan(frame["contacts_clashes"].tolist()[1]) and math.isnan(frame["pred_dockq"].tolist()[1])

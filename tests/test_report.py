@@ -3,7 +3,8 @@
 
 The results folder is laid out as ``egr run`` writes it, from the bundled real decoys: refined PDBs
 are the real structures, DockQ of the decoys are their real labels (tests/data/pairs/labels.csv);
-refined scores and pLDDT values are made up.
+refined scores, pLDDT and EGR's predicted DockQ values are made up; contacts − 10×clashes is computed on
+the real decoys. A second folder lacks both ranker columns, as a run from before they existed.
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ from egr.report import (
     multiqc_contents,
     read_residues,
 )
+from egr.physics import interface_physics
 from egr.refine import interface_residues, plddt_table
 from egr.structure import format_pdb, read_decoy
 
 DECOYS = Path(__file__).parent / "data" / "decoys"
 FAILED_REASON = 'decoys/broken.pdb: line 12: <HETATM> only & no "protein" residues'
+# decoy -> EGR's predicted DockQ of the input decoy (made up)
+PRED_DOCKQ = {"kq_1kq1_pdb1_1_HDOCK": 0.31, "kq_1kq1_pdb1_1_ATTRACT": 0.42, "2X9A_unbound": 0.6}
 # decoy -> (file, target, DockQ of the decoy (real label), DockQ after EGR (made up), native given)
 DECOY_ROWS = {
     "kq_1kq1_pdb1_1_HDOCK": ("kq_1kq1_pdb1_1_HDOCK.pdb.gz", "kq_1kq1_pdb1_1", 0.8543, 0.8601, True),
@@ -41,11 +45,14 @@ DECOY_ROWS = {
 }
 
 
-def make_results(folder: Path, with_natives: bool = True) -> Path:
-    """A results folder as ``egr run`` writes it (see the module docstring) plus one failed decoy."""
+def make_results(folder: Path, with_natives: bool = True, ranker_columns: bool = True) -> Path:
+    """A results folder as ``egr run`` writes it (see the module docstring) plus one failed decoy;
+    ``ranker_columns`` False: without pred_dockq and contacts_clashes (a run from before they existed)."""
     rng = np.random.default_rng(7)
     header = ["id", "input", "status", "reason", "target", "mean_plddt", "interface_plddt", "n_residues",
               "seconds_total"]
+    if ranker_columns:
+        header += ["pred_dockq", "contacts_clashes"]
     if with_natives:
         header += ["dockq_decoy", "dockq_egr", "delta_dockq_egr", "lddt_pearson", "true_lddt_mean",
                    "status_openmm", "reason_openmm"]
@@ -64,6 +71,8 @@ def make_results(folder: Path, with_natives: bool = True) -> Path:
             (out / f"{decoy}_egr_dockq.json").write_text(json.dumps({"residues": scored}))
         values = [decoy, f"decoys/{file}", "ok", "", target if with_natives else "", f"{plddt.mean():.4f}",
                   f"{plddt.mean() - 0.01:.4f}", str(len(starts)), "1.5"]
+        if ranker_columns:
+            values += [str(PRED_DOCKQ[decoy]), f"{interface_physics(complex_).contacts_clashes:.0f}"]
         if with_natives:
             values += [str(dockq), str(refined), f"{refined - dockq:.4f}", "0.41" if has_lddt else "",
                        "0.8" if has_lddt else "", "skipped", "OpenMM not installed"]
@@ -162,6 +171,7 @@ def test_multiqc_files_parse(report: tuple[Path, Path]) -> None:
         "egr_dockq_scatter_mqc.yaml",
         "egr_plddt_mqc.yaml",
         "egr_qa_mqc.tsv",
+        "egr_qa_rankers_mqc.tsv",
         "egr_refinement_mqc.tsv",
         "egr_software_mqc_versions.yml",
     ]
@@ -188,6 +198,38 @@ def test_multiqc_files_parse(report: tuple[Path, Path]) -> None:
     assert "broken" not in delta["data"]  # no value, no bar (not a zero bar)
 
 
+def test_multiqc_ranker_table(report: tuple[Path, Path]) -> None:
+    _, outdir = report
+    config, rows = _tsv_header((outdir / "egr_qa_rankers_mqc.tsv").read_text())
+    assert config["id"] == "egr_qa_rankers" and set(config["headers"]) == set(rows[0][1:])
+    table = {row[0]: dict(zip(rows[0][1:], row[1:])) for row in rows[1:]}
+    assert list(table) == ["EGR predicted DockQ", "Contacts − 10×clashes", "Input order", "Random (expected)",
+                           "Best possible"]
+    # kq_1kq1_pdb1_1: HDOCK (0.8543) vs ATTRACT (0.0378); EGR's made-up score puts ATTRACT first
+    egr = table["EGR predicted DockQ"]
+    assert (egr["n_targets"], egr["top1_acceptable"], egr["targets_acceptable"]) == ("1", "0", "1")
+    assert float(egr["ranking_loss_mean"]) == pytest.approx(0.8543 - 0.0378)
+    # pooled over the 3 decoys with a DockQ (2X9A's single decoy included): acceptable HDOCK (0.31) and 2X9A
+    # (0.6) against ATTRACT (0.42) -> AUC ½; score ranks 1, 2, 3 against DockQ ranks 3, 1, 2 -> Spearman −½
+    assert egr["auc_acceptable"] == "0.5" and egr["spearman"] == "-0.5" and egr["n_decoys"] == "3"
+    assert egr["spearman_per_target"] == "" and egr["ranking_loss_std"] == ""  # a 2-decoy target; one target
+    assert table["Best possible"]["auc_acceptable"] == "1" and table["Random (expected)"]["auc_acceptable"] == "0.5"
+    assert table["Random (expected)"]["top1_acceptable"] == "0.5"
+
+
+def test_report_without_ranker_columns(tmp_path: Path) -> None:
+    """A summary without pred_dockq and contacts_clashes: the rankers are listed empty, nothing crashes."""
+    results = make_results(tmp_path / "results", ranker_columns=False)
+    outputs = build_report(results, tmp_path / "out", multiqc=False)
+    html = outputs.html.read_text()
+    assert "Rankers side by side" in html
+    assert "<td class=\"\">EGR predicted DockQ</td><td class=\"num\">0</td>" in html
+    assert "no contacts_clashes column" in html  # the note
+    config, rows = _tsv_header((tmp_path / "out" / "egr_qa_rankers_mqc.tsv").read_text())
+    table = {row[0]: dict(zip(rows[0][1:], row[1:])) for row in rows[1:]}
+    assert table["Contacts − 10×clashes"]["auc_acceptable"] == "" and table["Best possible"]["auc_acceptable"] == "1"
+
+
 def test_multiqc_files_without_natives(tmp_path: Path) -> None:
     run = load_run(make_results(tmp_path / "results", with_natives=False))
     assert set(multiqc_contents(run)) == {"egr_decoys_mqc.tsv", "egr_plddt_mqc.yaml", "egr_software_mqc_versions.yml"}
@@ -202,7 +244,8 @@ def test_multiqc_builds_a_report(tmp_path: Path) -> None:
     outputs = build_report(results, tmp_path / "out")
     assert outputs.multiqc_report is not None, outputs.note
     html = outputs.multiqc_report.read_text()
-    for section in ("egr_decoys", "egr_refinement", "egr_delta_dockq", "egr_dockq_scatter", "egr_plddt", "egr_qa"):
+    for section in ("egr_decoys", "egr_refinement", "egr_delta_dockq", "egr_dockq_scatter", "egr_plddt", "egr_qa",
+                    "egr_qa_rankers"):
         assert section in html, f"MultiQC report lacks section {section}"
     data = json.loads((outputs.multiqc_report.parent / "multiqc_data" / "multiqc_data.json").read_text())
     assert data["config_title"].startswith("egr-nf")  # assets/multiqc_config.yml was used
@@ -238,6 +281,10 @@ def test_html_has_every_decoy_and_the_failure_reason(report: tuple[Path, Path]) 
     assert escaped in html and FAILED_REASON not in html  # shown, and escaped (no markup injection)
     assert "Untrained weights" in html  # the run's model card says so
     assert "single decoy: no ranking" in html  # 2X9A has one decoy
+    assert "Rankers side by side" in html and "Top-1 hit per target" in html
+    labels = ("EGR predicted DockQ", "Contacts − 10×clashes", "Input order", "Random (expected)", "Best possible")
+    for label in labels:
+        assert f">{label}</td>" in html
 
 
 def test_html_payload_tracks(report: tuple[Path, Path]) -> None:
