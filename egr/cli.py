@@ -342,13 +342,24 @@ def prepare_training(data: Path, sets: str, cache: Path, surface_backend: str, w
 @click.option("--rigid-translation", type=float, default=0.0, show_default=True, help="Max shift of one chain, Å.")
 @click.option("--max-atoms", type=click.IntRange(min=1), default=12000, show_default=True)
 @click.option("--val-dockq-decoys", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--poses", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="egr sample-poses folder: sampled poses of the training targets for the docking steps.")
+@click.option("--docking-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the docking-quality loss (0: no docking steps).")
+@click.option("--ranking-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the pairwise ranking term within a target, relative to the DockQ regression.")
+@click.option("--group-size", type=click.IntRange(min=2), default=8, show_default=True,
+              help="Structures of one target per docking step.")
+@click.option("--groups-per-base", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Docking steps per sampled base and epoch.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
 def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidden: int, layers: int, heads: int,
           lddt_weight: float, input_qa_weight: float, noise: float, rigid_rotation: float, rigid_translation: float,
-          max_atoms: int, val_dockq_decoys: int, seed: int, device: str, threads: int, resume: bool) -> None:
+          max_atoms: int, val_dockq_decoys: int, poses: Path | None, docking_weight: float, ranking_weight: float,
+          group_size: int, groups_per_base: int, seed: int, device: str, threads: int, resume: bool) -> None:
     """Train EGR on prepared graphs (one or many GPUs: torchrun --nproc_per_node=N -m egr.cli train ...)."""
     import torch
 
@@ -359,9 +370,10 @@ def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidde
     cfg = TrainConfig(hidden=hidden, num_layers=layers, heads=heads, epochs=epochs, lr=lr, lddt_weight=lddt_weight,
                       input_qa_weight=input_qa_weight, noise_sigma=noise, rigid_rotation_deg=rigid_rotation,
                       rigid_translation=rigid_translation, max_atoms=max_atoms, val_dockq_decoys=val_dockq_decoys,
-                      seed=seed)
+                      docking_weight=docking_weight, ranking_weight=ranking_weight, group_size=group_size,
+                      groups_per_base=groups_per_base, seed=seed)
     train_model(cache, splits, outdir, cfg, resume=resume, device=device,
-                log=lambda line: click.echo(line, err=True))
+                log=lambda line: click.echo(line, err=True), poses=poses)
 
 
 @main.command("evaluate-model")
@@ -380,6 +392,35 @@ def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, ou
 
     evaluate_weights(weights, cache, splits, split_name, outdir, margin, calibrate_gate, device,
                      log=lambda line: click.echo(line, err=True))
+
+
+@main.command("sample-poses")
+@click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
+@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="splits.tsv (egr split) naming each target's split.")
+@click.option("--outdir", type=click.Path(path_type=Path), required=True,
+              help="Writes OUTDIR/<set>/<base_id>.base.pdb and .poses.npz, OUTDIR/index.tsv and skipped.tsv.")
+@click.option("--split", "split_names", default="train,val", show_default=True,
+              help="Comma-separated splits whose targets are sampled.")
+@click.option("--per-target", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Poses per base (the native, and for bm5 also the unbound decoy), the identity included.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Each base's seed is derived from (seed, set, target, base), whatever the order or workers.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def sample_poses(root: Path, splits: Path, outdir: Path, split_names: str, per_target: int, seed: int,
+                 workers: int) -> None:
+    """Rigid-body docking poses with DockQ labels for every 2-chain target of the chosen splits (egr.poses)."""
+    from egr.poses import sample_dataset
+
+    result = sample_dataset(root, splits, outdir, _sets(split_names), per_target, seed, workers,
+                            progress=lambda line: click.echo(line, err=True))
+    for row in result["skipped"]:
+        click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)
+    classes = ", ".join(f"{name} {count}" for name, count in result["classes"].items())
+    click.echo(f"egr: {sum(result['classes'].values())} poses of {len(result['rows'])} bases in {outdir} "
+               f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "
+               f"CAPRI classes: {classes}; {result['seconds']:.1f} s", err=True)
 
 
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:

@@ -1,7 +1,7 @@
 """Featurization: a cleaned complex plus its surface proximity → the EGR k-NN graph (``egr featurize``).
 
 All-atom graph (default): one node per heavy atom, 39 node features (38-entry atom-name one-hot +
-surface proximity) and 15 edge features (sin of the node-index difference, same-chain flag, 12
+surface proximity) and 15 edge features (sin of the node-index difference within a chain, same-chain flag, 12
 residue-frame geometry values, covalent-bond flag). Cα graph (``ca=True``): one node per residue with a
 CA atom, 28 node features (21-way residue one-hot incl. unknown, CA surface proximity, sin/cos of φ, ψ,
 ω) and 14 edge features (the all-atom ones without the covalent flag). Definitions: DESIGN.md.
@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 from torch_geometric.data import Data
 
 from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB, COVALENT_RADII
+from egr.interface import interface_crop, subset
 from egr.io import atomic_write_bytes
 from egr.structure import Complex
 
@@ -122,9 +123,14 @@ def _geometry_features(edges: np.ndarray, node_residue: np.ndarray, ca: np.ndarr
 
 
 def _common_edge_features(edges: np.ndarray, chain_index: np.ndarray) -> np.ndarray:
-    """(E, 2): sin(i − j) of the node indices and the same-chain flag."""
+    """(E, 2): sin(i − j) of the node indices within a chain (0 between chains) and the same-chain flag.
+
+    Between chains, i − j depends on the order of the chains in the file and on how many atoms the
+    chains before them have (an OXT more or less): a fingerprint of the file, not of the pose.
+    """
     src, dst = edges
-    return np.stack([np.sin((dst - src).astype(np.float64)), chain_index[src] == chain_index[dst]], axis=1)
+    same = chain_index[src] == chain_index[dst]
+    return np.stack([np.where(same, np.sin((dst - src).astype(np.float64)), 0.0), same], axis=1)
 
 
 def covalent_flags(edges: np.ndarray, pos: np.ndarray, elements: np.ndarray) -> np.ndarray:
@@ -272,3 +278,43 @@ def load_graph(path: Path) -> GraphBundle:
     )
     return GraphBundle(payload["decoy_id"], Data(**payload["graph"]), complex_, payload["kind"],
                        list(payload["surface_backend"]))
+
+
+@dataclass(frozen=True)
+class DockingInput:
+    """The docking-quality head's input for one structure: the crop graph (:mod:`egr.interface`) and its
+    pooling (``pool_node`` (M,), ``pool_interface`` (M,), ``physics`` (G, N_PHYSICS)), as tensors."""
+
+    graph: Data
+    pool_node: torch.Tensor
+    pool_interface: torch.Tensor
+    physics: torch.Tensor
+    pairs: np.ndarray  # (G, 2) chain indices of the complex per interface
+
+
+def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
+    """Crop ``complex_`` around its interfaces and featurize the crop as an all-atom graph (same k, same features)."""
+    crop = interface_crop(complex_)
+    part = subset(complex_, crop.atoms)
+    graph = featurize("crop", part, np.asarray(proximity, dtype=np.float64)[crop.atoms],
+                      np.full(part.n_atoms, "n/a")).graph
+    return DockingInput(graph, torch.from_numpy(crop.pool_node), torch.from_numpy(crop.pool_interface),
+                        torch.from_numpy(crop.physics), crop.pairs)
+
+
+def batch_docking(inputs: list[DockingInput]) -> dict[str, torch.Tensor]:
+    """Concatenate docking inputs into one batch: the keyword arguments of ``EGR.docking_logits`` (node and
+    interface indices offset per structure), plus ``owner`` (G,), the structure of each interface."""
+    nodes = np.cumsum([0] + [d.graph.num_nodes for d in inputs])
+    groups = np.cumsum([0] + [len(d.physics) for d in inputs])
+    return {
+        "x": torch.cat([d.graph.x for d in inputs]),
+        "pos": torch.cat([d.graph.pos for d in inputs]),
+        "edge_index": torch.cat([d.graph.edge_index + int(nodes[i]) for i, d in enumerate(inputs)], 1),
+        "edge_attr": torch.cat([d.graph.edge_attr for d in inputs]),
+        "batch": torch.cat([torch.full((d.graph.num_nodes,), i, dtype=torch.long) for i, d in enumerate(inputs)]),
+        "pool_node": torch.cat([d.pool_node + int(nodes[i]) for i, d in enumerate(inputs)]),
+        "pool_interface": torch.cat([d.pool_interface + int(groups[i]) for i, d in enumerate(inputs)]),
+        "physics": torch.cat([d.physics for d in inputs]),
+        "owner": torch.cat([torch.full((len(d.physics),), i, dtype=torch.long) for i, d in enumerate(inputs)]),
+    }

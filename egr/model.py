@@ -1,4 +1,5 @@
-"""EGR, the Equivariant Graph Refiner: message-passing layers, graph linear attention and the QA head.
+"""EGR, the Equivariant Graph Refiner: message-passing layers, graph linear attention, the per-residue QA
+head and the docking-quality head.
 
 The network maps one or more atom graphs (node features, coordinates in Å, fixed k-NN topology,
 invariant edge features) to refined coordinates and a per-node quality estimate in [0, 1]. The layer
@@ -10,6 +11,11 @@ equations are those of DESIGN.md ("EGR, precisely"); for every layer l, with x�
     a_i  = Q_i (Kᵀ V) / n                       (per graph, per head)
     x_i' = α x_i⁰ + (1 − α) x_i + mean_j x̂_ji φ_x(m_ji)   (all layers but the last)
     h_i' = β φ_h([LN(h_i), mean_j m_ji, a_i, h_i⁰]) + (1 − β) h_i
+
+The docking-quality head (predicted DockQ) reads the same layers run over the interface crop of a
+structure (:mod:`egr.interface`) with every coordinate update off: per interface, the mean and the
+maximum of the normalised final features over its pooled nodes, with the interface's two physics
+counts, go through an MLP to one logit; predicted DockQ = sigmoid(logit).
 
 Coordinates only ever enter through differences and are updated by sums of difference vectors
 weighted with invariant scalars, so the output is E(3)-equivariant (rotations, reflections,
@@ -24,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from egr.interface import N_PHYSICS
 
 __all__ = ["EGR", "EGRConfig", "EGRLayer"]
 
@@ -306,6 +314,8 @@ class EGR(nn.Module):
         # clamp(·, 0, 1) has no gradient outside [0, 1]: start every node mid-range (≈ 0.5 ± 0.1).
         nn.init.normal_(self.qa_out.weight, std=0.1 / math.sqrt(config.hidden))
         nn.init.constant_(self.qa_out.bias, 0.5)
+        self.dock_norm = nn.LayerNorm(config.hidden)
+        self.dock_head = _MLP(2 * config.hidden + N_PHYSICS, config.hidden, 1, config.dropout)
 
     def forward(
         self,
@@ -338,6 +348,37 @@ class EGR(nn.Module):
         coordinate update off, as the never-worse gate (:mod:`egr.gate`) needs. Both passes see the
         input coordinates in the first layer, so that layer is computed once."""
         return self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
+
+    def docking_logits(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
+                       pool_node: Tensor, pool_interface: Tensor, physics: Tensor) -> Tensor:
+        """Docking-quality logits of interfaces, from crop graphs (:mod:`egr.interface`); sigmoid = predicted DockQ.
+
+        Args:
+            x, pos, edge_index, edge_attr, batch: the crop graphs, as in :meth:`forward`.
+            pool_node: (M,) long node of each pooled membership; pool_interface: (M,) long, its interface
+                (0..G-1, every interface with at least one node).
+            physics: (G, N_PHYSICS) float, the interfaces' physics inputs.
+
+        Returns:
+            (G,) logits.
+        """
+        self._check_inputs(x, pos, edge_index, edge_attr, batch)
+        topo = _Topology(edge_index, batch, x.shape[0])
+        centre = topo.graph_mean(pos).index_select(0, topo.batch)
+        x0 = pos - centre
+        h0 = self.embed(x)
+        h = h0
+        geometry = self.layers[0].edge_geometry(x0, edge_attr, topo)  # coordinates stay at x0 throughout
+        for layer in self.layers:
+            h, _ = layer(h, x0, h0, x0, edge_attr, topo, update_coords=False, geometry=geometry)
+        members = self.dock_norm(h).index_select(0, pool_node)  # (M, hidden)
+        groups = physics.shape[0]
+        index = pool_interface.unsqueeze(1).expand_as(members)
+        total = members.new_zeros((groups, members.shape[1])).index_add(0, pool_interface, members)
+        count = torch.bincount(pool_interface, minlength=groups).clamp(min=1).to(members.dtype).unsqueeze(1)
+        peak = members.new_zeros((groups, members.shape[1])).scatter_reduce(0, index, members, "amax",
+                                                                             include_self=False)
+        return self.dock_head(torch.cat([total / count, peak, physics.to(members.dtype)], 1)).squeeze(1)
 
     def _passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
                 input_pass: bool) -> tuple[Tensor, Tensor, Tensor | None]:

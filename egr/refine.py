@@ -1,5 +1,12 @@
 """Refinement and quality assessment: one EGR forward pass per graph, batched (``egr refine``).
 
+Per decoy, EGR's full-graph pass refines the coordinates and predicts per-residue LDDT-Cα (pLDDT); its
+docking-quality head (:meth:`egr.model.EGR.docking_logits`) then scores the interface crop of the input
+and of the refined structure: ``pred_dockq`` (the input decoy's predicted DockQ, the score decoys are
+ranked by) and ``pred_dockq_refined``. A complex's predicted DockQ is the mean over its interfaces
+(:mod:`egr.interface`), like DockQ's GlobalDockQ; with more than two chains each interface's value is
+kept too. Single-chain inputs and Cα graphs get no docking estimate.
+
 Outputs per decoy ``<id>``: ``<id>_refined.pdb`` (the input's atoms, names, numbering and chain IDs at
 the refined coordinates; B-factor = predicted LDDT-Cα × 100), ``<id>_plddt.csv`` and
 ``<id>_scores.json``. With the Cα model, each residue's atoms move rigidly with its CA.
@@ -18,9 +25,10 @@ from torch_geometric.data import Batch
 
 from egr import __version__
 from egr.gate import decide
-from egr.graph import GraphBundle
+from egr.graph import GraphBundle, batch_docking, docking_input
 from egr.io import atomic_write_json, atomic_write_text
 from egr.model import EGR
+from egr.physics import interface_physics
 from egr.structure import Complex, write_pdb
 from egr.weights import ModelInfo
 
@@ -38,6 +46,37 @@ class Refinement:
     plddt: np.ndarray
     seconds: float
     gate: dict | None = None  # the never-worse gate's decision (egr.gate.GateDecision) when it ran
+    docking: "DockingEstimate | None" = None  # EGR's predicted DockQ of the input decoy
+    docking_refined: "DockingEstimate | None" = None  # ... and of the refined structure
+
+
+@dataclass(frozen=True)
+class DockingEstimate:
+    """EGR's predicted DockQ of one structure (0-1): the mean over interfaces, and each interface's value
+    keyed ``"<chain>-<chain>"``. None where the structure has fewer than two chains."""
+
+    pred_dockq: float | None
+    interfaces: dict[str, float]
+
+
+def predict_docking(model: EGR, complexes: list[Complex], proximities: list[np.ndarray],
+                    device: str | torch.device = "cpu") -> list[DockingEstimate]:
+    """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity), in one batch."""
+    usable = [i for i, c in enumerate(complexes) if c.n_atoms and int(c.chain_index.max()) >= 1]
+    estimates = [DockingEstimate(None, {}) for _ in complexes]
+    if not usable:
+        return estimates
+    inputs = [docking_input(complexes[i], proximities[i]) for i in usable]
+    batch = {k: v.to(device) for k, v in batch_docking(inputs).items()}
+    owner = batch.pop("owner").cpu().numpy()
+    with torch.inference_mode():
+        values = torch.sigmoid(model.docking_logits(**batch)).double().cpu().numpy()
+    for slot, (i, crop) in enumerate(zip(usable, inputs)):
+        mine = values[owner == slot]
+        names = complexes[i].chain_names
+        interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(crop.pairs, mine)}
+        estimates[i] = DockingEstimate(round(float(mine.mean()), 4), interfaces)
+    return estimates
 
 
 def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.device = "cpu",
@@ -55,20 +94,23 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
         batch = Batch.from_data_list([b.graph for b in chunk]).to(device)
         inputs = (batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
         with torch.inference_mode():
-            if gate_margin is None:
-                (pos, qa), qa_input = model(*inputs), None
-            else:
-                pos, qa, qa_input = model.forward_with_input_pass(*inputs)
-        pos, qa = pos.double().cpu().numpy(), qa.double().cpu().numpy()
-        qa_input = qa_input.double().cpu().numpy() if qa_input is not None else None
-        seconds = (time.perf_counter() - began) / len(chunk)
+            pos, qa, qa_input = model.forward_with_input_pass(*inputs)
+        pos, qa, qa_input = (t.double().cpu().numpy() for t in (pos, qa, qa_input))
         ptr = batch.ptr.cpu().numpy()
+        refined = [_to_refinement(b, pos[ptr[i]:ptr[i + 1]], qa[ptr[i]:ptr[i + 1]], 0.0) for i, b in enumerate(chunk)]
+        if expected == "all_atom":
+            proximity = [b.graph.x[:, -1].double().numpy() for b in chunk]
+            before = predict_docking(model, [b.complex for b in chunk], proximity, device)
+            after = predict_docking(model, [b.complex.with_coords(r.coords) for b, r in zip(chunk, refined)],
+                                    proximity, device)
+        else:
+            before = after = [DockingEstimate(None, {}) for _ in chunk]
+        seconds = (time.perf_counter() - began) / len(chunk)
         for i, bundle in enumerate(chunk):
-            nodes = slice(ptr[i], ptr[i + 1])
-            refinement = _to_refinement(bundle, pos[nodes], qa[nodes], seconds)
-            if qa_input is not None:
-                refinement = _gated(bundle, refinement, qa[nodes], qa_input[nodes], gate_margin)
-                refinement = _physical_or_input(bundle, refinement, qa_input[nodes])
+            refinement = replace(refined[i], seconds=seconds, docking=before[i], docking_refined=after[i])
+            if gate_margin is not None:
+                refinement = _gated(bundle, refinement, qa_input[ptr[i]:ptr[i + 1]], gate_margin)
+                refinement = _physical_or_input(bundle, refinement, qa_input[ptr[i]:ptr[i + 1]])
             results.append(refinement)
     return results
 
@@ -101,7 +143,7 @@ def _physical_or_input(bundle: GraphBundle, refinement: Refinement, qa_input: np
     if not problem:
         return refinement
     gate = {**refinement.gate, "keep_refined": False, "physical_check": problem}
-    return Refinement(bundle.complex.coords, _residue_plddt(bundle, qa_input), refinement.seconds, gate)
+    return replace(refinement, coords=bundle.complex.coords, plddt=_residue_plddt(bundle, qa_input), gate=gate)
 
 
 def _residue_plddt(bundle: GraphBundle, qa: np.ndarray) -> np.ndarray:
@@ -120,13 +162,12 @@ def _to_refinement(bundle: GraphBundle, pos: np.ndarray, qa: np.ndarray, seconds
     return Refinement(c.coords + shift[c.residue_index], plddt, seconds)
 
 
-def _gated(bundle: GraphBundle, refinement: Refinement, qa: np.ndarray, qa_input: np.ndarray,
-           margin: float) -> Refinement:
-    decision = decide(qa, qa_input, bundle.graph.qa_node.numpy(), margin)
+def _gated(bundle: GraphBundle, refinement: Refinement, qa_input: np.ndarray, margin: float) -> Refinement:
+    decision = decide(refinement.docking_refined.pred_dockq, refinement.docking.pred_dockq, margin)
     record = {**asdict(decision), "margin": margin}
     if decision.keep_refined:
         return replace(refinement, gate=record)
-    return Refinement(bundle.complex.coords, _residue_plddt(bundle, qa_input), refinement.seconds, record)
+    return replace(refinement, coords=bundle.complex.coords, plddt=_residue_plddt(bundle, qa_input), gate=record)
 
 
 def interface_residues(c: Complex, cutoff: float = INTERFACE_CUTOFF) -> np.ndarray:
@@ -175,11 +216,18 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
     chain_backend = {ch: sorted(set(backends[c.chain_ids == ch].tolist())) for ch in chains}
     record = dict(record or {})
     seconds = {**record.pop("seconds", {}), "refine": round(refinement.seconds, 4)}
+    physics = interface_physics(c)  # the contacts − 10 × clashes reference ranker, of the input decoy
     scores = {
         "id": bundle.decoy_id,
         "status": "ok",
         "reason": "",
         **record,
+        "pred_dockq": refinement.docking.pred_dockq if refinement.docking else None,
+        "pred_dockq_interfaces": refinement.docking.interfaces if refinement.docking else {},
+        "pred_dockq_refined": refinement.docking_refined.pred_dockq if refinement.docking_refined else None,
+        "contacts_clashes": int(physics.contacts_clashes),
+        "inter_chain_contacts": int(np.triu(physics.contacts, 1).sum()),
+        "inter_chain_clashes": int(np.triu(physics.clashes, 1).sum()),
         "mean_plddt": _mean_or_none(refinement.plddt),
         "interface_plddt": _mean_or_none(refinement.plddt[interface]),
         "n_interface_residues": int(interface.sum()),

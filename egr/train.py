@@ -1,6 +1,20 @@
 """Training and evaluation of EGR on prepared decoys (``egr train``, ``egr evaluate``).
 
-Loss per decoy (DESIGN.md, "Training"), on one graph per optimiser step:
+Two kinds of optimiser step, shuffled together in every epoch.
+
+**Docking-quality steps** teach the docking head (:meth:`egr.model.EGR.docking_logits`) to tell right
+poses from wrong ones *of the same target*. Each step takes one family of structures of one target,
+either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
+epoch) or a training target's real docking decoys (one step per target and epoch, targets with ≥ 2
+decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
+poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
+With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
+
+    L_dock = BCE(p, q) + w_rank · mean over pairs with q_i > q_j + rank_min_gap of softplus(−(logit p_i − logit p_j))
+
+scaled by ``docking_weight``: a regression on DockQ plus a pairwise ranking loss within the target.
+
+**Refinement steps**, one per prepared training decoy (DESIGN.md, "Training"), on one graph:
 
     L = Huber_δ(‖X' − X*‖) over atoms with a native partner          (δ = 1 Å; X* = native in the decoy frame)
       + w · MSE(QA(refined), LDDT-Cα(X'_Cα vs native))               (QA of the normal pass)
@@ -21,9 +35,11 @@ Loss per decoy (DESIGN.md, "Training"), on one graph per optimiser step:
   reach, and its huge Huber term would swamp the rest. Incorrect decoys still train both QA terms,
   which is what the gate needs to learn that they cannot be rescued.
 
-Optimiser AdamW (lr 1e-4); validation after every epoch: Cα/all-atom RMSD of refined vs native,
-QA Pearson correlations, ΔDockQ on the first ``val_dockq_decoys`` validation decoys. The checkpoint with the
-lowest validation RMSD is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
+Optimiser AdamW (lr 1e-4); validation after every epoch on the real validation decoys: Cα/all-atom RMSD
+of refined vs native, QA Pearson correlations, ΔDockQ on the first ``val_dockq_decoys`` validation decoys,
+and the docking estimate's ranking figures (Spearman with DockQ over all decoys, ROC AUC for acceptable,
+ranking loss per target) beside the contacts−clashes reference (:mod:`egr.physics`). The checkpoint with
+the highest validation Spearman of predicted vs true DockQ is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
 optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
 perturbations of epoch e draw from a generator seeded with (seed, e), so a resumed run reproduces an
 uninterrupted one exactly.
@@ -35,6 +51,7 @@ share of each epoch's shuffled decoys through :class:`torch.nn.parallel.Distribu
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -47,6 +64,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -54,18 +72,23 @@ from scipy import stats
 from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
-from egr.gate import GATE_KEY, decide
-from egr.graph import featurize
+from egr.evaluate import CAPRI_CLASSES, roc_auc
+from egr.gate import GATE_KEY, GATE_RULE
+from egr.graph import batch_docking, docking_input, featurize
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
+from egr.physics import interface_physics
+from egr.poses import load_poses, pose_coords
+from egr.refine import predict_docking
 from egr.split import read_splits
-from egr.structure import write_pdb
+from egr.structure import Complex, read_decoy, write_pdb
+from egr.surface import compute_surface
 from egr.weights import load_model, save_weights
 
 CHECKPOINT_FORMAT = "egr-train-checkpoint/1"
 # DockQ ≥ 0.23 is CAPRI "acceptable": the threshold under which a decoy is considered unrefinable.
-ACCEPTABLE_DOCKQ = 0.23
+ACCEPTABLE_DOCKQ = CAPRI_CLASSES["acceptable"]
 
 
 @dataclass
@@ -95,6 +118,11 @@ class TrainConfig:
     rigid_translation: float = 0.0
     max_atoms: int = 12000
     val_dockq_decoys: int = 6
+    docking_weight: float = 1.0
+    ranking_weight: float = 1.0
+    rank_min_gap: float = 0.05
+    group_size: int = 8
+    groups_per_base: int = 2
     seed: int = 0
 
     def model_config(self) -> EGRConfig:
@@ -151,19 +179,126 @@ def _qa_mse(qa: Tensor, ca_node: Tensor, label: Tensor) -> Tensor:
 
 
 class _TwoPass(nn.Module):
-    """The normal pass and (optionally) the input pass of :mod:`egr.gate` in one module, so that
-    DistributedDataParallel sees one forward per step."""
+    """The normal pass and (optionally) the input pass of :mod:`egr.gate` in one module, or the docking head
+    (``docking=`` the keyword arguments of :meth:`EGR.docking_logits`), so that DistributedDataParallel
+    sees one forward per step."""
 
     def __init__(self, model: EGR, input_pass: bool) -> None:
         super().__init__()
         self.model = model
         self.input_pass = input_pass
 
-    def forward(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+    def forward(self, x: Tensor | None = None, pos: Tensor | None = None, edge_index: Tensor | None = None,
+                edge_attr: Tensor | None = None, docking: dict | None = None):
+        if docking is not None:
+            return self.model.docking_logits(**docking)
         if self.input_pass:
             return self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
         refined, qa = self.model(x, pos, edge_index, edge_attr)
         return refined, qa, None
+
+
+@dataclass(frozen=True)
+class DockingFamily:
+    """Structures of one target that the docking steps rank against each other (module doc).
+
+    Either sampled poses of one base (``base``, ``poses``: :class:`egr.poses.PoseSet`) or real decoys
+    (``decoys``: complexes); ``proximity`` per member or shared by the poses; ``dockq`` (size,) the truth.
+    """
+
+    key: str
+    dockq: np.ndarray
+    proximity: list[np.ndarray]
+    base: Complex | None = None
+    poses: object | None = None
+    decoys: tuple[Complex, ...] = ()
+
+    def member(self, i: int) -> tuple[Complex, np.ndarray]:
+        """The i-th structure and its per-atom surface proximity."""
+        if self.base is not None:
+            return self.base.with_coords(pose_coords(self.base, self.poses, i)), self.proximity[0]
+        return self.decoys[i], self.proximity[i]
+
+    def draw(self, k: int, generator: torch.Generator) -> list[int]:
+        """``k`` members, one from each of k DockQ strata (all members where there are at most k)."""
+        order = np.argsort(self.dockq, kind="stable")
+        if len(order) <= k:
+            return order.tolist()
+        strata = np.array_split(order, k)
+        picks = torch.rand(k, generator=generator, dtype=torch.float64).numpy()
+        return [int(stratum[int(p * len(stratum))]) for stratum, p in zip(strata, picks)]
+
+
+def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
+    """One family per target with at least two prepared decoys among ``rows``."""
+    by_target: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        by_target.setdefault((row["set"], row["target"]), []).append(row)
+    families = []
+    for (set_name, target), members in sorted(by_target.items()):
+        if len(members) < 2:
+            continue
+        examples = [load_example(cache, row) for row in members]
+        families.append(DockingFamily(
+            key=f"{set_name}/{target}", dockq=np.array([e.dockq for e in examples]),
+            proximity=[e.graph.x[:, -1].double().numpy() for e in examples],
+            decoys=tuple(e.complex for e in examples)))
+    return families
+
+
+def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backend: str = "auto") -> list[DockingFamily]:
+    """The sampled-pose families (``egr sample-poses`` output) of targets in ``split``. Each base's surface
+    proximity is computed once and kept beside it (``<base_id>.surface.npz``)."""
+    split_of = {(s.set_name, s.target): s.split for s in read_splits(splits_file)}
+    with open(Path(poses_dir) / "index.tsv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle, delimiter="\t") if split_of.get((r["set"], r["target"])) == split]
+    families = []
+    for row in sorted(rows, key=lambda r: (r["set"], r["base_id"])):
+        folder = Path(poses_dir) / row["set"]
+        poses_file = folder / f"{row['base_id']}.poses.npz"
+        if not poses_file.is_file():
+            continue
+        base, _ = read_decoy(folder / f"{row['base_id']}.base.pdb")
+        proximity_file = folder / f"{row['base_id']}.surface.npz"
+        if proximity_file.is_file():
+            proximity = np.load(proximity_file, allow_pickle=False)["proximity"]
+        else:
+            proximity = compute_surface(base.coords, base.elements, base.chain_ids, backend=surface_backend).proximity
+            buffer = io.BytesIO()
+            np.savez(buffer, proximity=proximity)
+            atomic_write_bytes(proximity_file, buffer.getvalue())
+        poses = load_poses(poses_file)
+        families.append(DockingFamily(key=f"{row['set']}/{row['base_id']}", dockq=np.asarray(poses.dockq),
+                                      proximity=[proximity], base=base, poses=poses))
+    return families
+
+
+def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, generator: torch.Generator,
+                 device: torch.device) -> tuple[Tensor, dict[str, float]]:
+    """Docking loss (module doc) of one group drawn from ``family``."""
+    chosen = family.draw(cfg.group_size, generator)
+    inputs = []
+    for i in chosen:
+        c, proximity = family.member(i)
+        noise = torch.randn(c.coords.shape, generator=generator, dtype=torch.float64).numpy() * cfg.noise_sigma
+        inputs.append(docking_input(c.with_coords(c.coords + noise), proximity))
+    batch = batch_docking(inputs)
+    owner = batch.pop("owner").to(device)
+    logits = net(docking={k: v.to(device) for k, v in batch.items()})
+    pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).clamp(1e-6, 1 - 1e-6)
+    truth = torch.as_tensor(family.dockq[chosen], dtype=pred.dtype, device=device)
+    regression = F.binary_cross_entropy(pred, truth)
+    score = torch.logit(pred)
+    ordered = (truth[:, None] - truth[None, :]) > cfg.rank_min_gap
+    ranking = F.softplus(score[None, :] - score[:, None])[ordered].mean() if ordered.any() else score.sum() * 0.0
+    loss = cfg.docking_weight * (regression + cfg.ranking_weight * ranking)
+    return loss, {"dock_bce": float(regression.detach()), "dock_rank": float(ranking.detach())}
+
+
+def structure_means(values: Tensor, owner: Tensor, n: int) -> Tensor:
+    """Mean of per-interface ``values`` (G,) per structure ``owner`` (G,) → (n,)."""
+    total = values.new_zeros(n).index_add(0, owner, values)
+    return total / torch.bincount(owner, minlength=n).clamp(min=1).to(values.dtype)
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -227,7 +362,8 @@ def training_loss(net: nn.Module, example: Example, cfg: TrainConfig, generator:
 @dataclass
 class DecoyResult:
     """Evaluation of one decoy: RMSDs to the native (Å, over atoms with a native partner), LDDT-Cα,
-    QA, gate decision and DockQ (None where not scored)."""
+    pLDDT, EGR's predicted DockQ of the input and of the refined structure, the contacts−clashes
+    reference score of the input, and DockQ (None where not scored)."""
 
     set_name: str
     target: str
@@ -241,11 +377,20 @@ class DecoyResult:
     lddt_refined: float
     plddt_input: float
     plddt_refined: float
-    predicted_gain: float
+    pred_dockq_input: float | None
+    pred_dockq_refined: float | None
+    contacts_clashes: float
     qa_pearson: float | None
     dockq_input: float
     dockq_refined: float | None = None
     residue_qa: dict = field(default_factory=dict, repr=False)  # pooled later for QA correlations
+
+    @property
+    def predicted_gain(self) -> float:
+        """pred_dockq(refined) − pred_dockq(input), the never-worse gate's input (NaN where undefined)."""
+        if self.pred_dockq_input is None or self.pred_dockq_refined is None:
+            return math.nan
+        return self.pred_dockq_refined - self.pred_dockq_input
 
     def delta_dockq(self, margin: float) -> float | None:
         """ΔDockQ after the gate with ``margin`` (0 where the gate falls back to the input)."""
@@ -275,12 +420,15 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     qa_res, qa_in_res = qa[ca_node[valid]].numpy(), qa_input[ca_node[valid]].numpy()
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
-    gate = decide(qa.numpy(), qa_input.numpy(), example.graph.qa_node.numpy(), margin=0.0)
+    refined_complex = example.complex.with_coords(refined.double().numpy())
+    proximity = example.graph.x[:, -1].double().numpy()
+    docking_in, docking_out = predict_docking(model, [example.complex, refined_complex], [proximity, proximity],
+                                              device)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
             path = Path(scratch) / f"{example.meta['decoy_id']}_refined.pdb"
-            write_pdb(example.complex.with_coords(refined.double().numpy()), path)
+            write_pdb(refined_complex, path)
             try:
                 dockq_refined = float(dockq_scores(path, Path(example.meta["native"]))["global_dockq"])
             except ScoringError:
@@ -293,11 +441,38 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
         ca_rmsd_refined=_rmsd(refined[ca_mask], example.target_pos[ca_mask]),
         lddt_input=float(np.mean(true_in)) if len(true_in) else math.nan,
         lddt_refined=float(np.mean(true_out)) if len(true_out) else math.nan,
-        plddt_input=gate.plddt_input, plddt_refined=gate.plddt_refined, predicted_gain=gate.predicted_gain,
+        plddt_input=float(np.mean(qa_in_res)) if len(qa_in_res) else math.nan,
+        plddt_refined=float(np.mean(qa_res)) if len(qa_res) else math.nan,
+        pred_dockq_input=docking_in.pred_dockq, pred_dockq_refined=docking_out.pred_dockq,
+        contacts_clashes=interface_physics(example.complex).contacts_clashes,
         qa_pearson=float(stats.pearsonr(qa_res, true_out)[0]) if correlated else None,
         dockq_input=example.dockq, dockq_refined=dockq_refined,
         residue_qa={"pred": qa_res, "true": true_out, "pred_input": qa_in_res, "true_input": true_in},
     )
+
+
+def ranking_figures(results: Sequence[DecoyResult], score: Callable[[DecoyResult], float | None]) -> dict:
+    """How well ``score`` ranks the decoys by their input DockQ: Spearman over all decoys, ROC AUC for
+    acceptable, and over targets with ≥ 2 decoys the mean ranking loss and the targets whose first-ranked
+    decoy is acceptable (ties: first in order)."""
+    pairs = [(score(r), r.dockq_input, r.target) for r in results if score(r) is not None and math.isfinite(score(r))]
+    if len(pairs) < 3:
+        return {"n": len(pairs), "spearman": None, "auc_acceptable": None, "ranking_loss": None, "top1_acceptable": None}
+    values, truth = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    targets = np.array([p[2] for p in pairs])
+    spearman = float(stats.spearmanr(values, truth)[0]) if np.ptp(values) > 0 and np.ptp(truth) > 0 else None
+    losses, hits = [], 0
+    for target in np.unique(targets):
+        mine = np.flatnonzero(targets == target)
+        if len(mine) < 2:
+            continue
+        first = mine[int(np.argmax(values[mine]))]
+        losses.append(float(truth[mine].max() - truth[first]))
+        hits += int(truth[first] >= ACCEPTABLE_DOCKQ)
+    auc = roc_auc(pd.Series(values), pd.Series(truth >= ACCEPTABLE_DOCKQ))
+    return {"n": len(pairs), "spearman": spearman, "auc_acceptable": auc if math.isfinite(auc) else None,
+            "ranking_loss": float(np.mean(losses)) if losses else None, "top1_acceptable": hits,
+            "n_ranked_targets": len(losses)}
 
 
 def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: float) -> dict:
@@ -335,6 +510,8 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
         "qa_input_pearson_residues": pearson(pred_in, true_in),
         "qa_pearson_decoys": pearson(np.array([r.plddt_refined for r in results]),
                                      np.array([r.lddt_refined for r in results])),
+        "docking_egr": ranking_figures(results, lambda r: r.pred_dockq_input),
+        "docking_contacts_clashes": ranking_figures(results, lambda r: r.contacts_clashes),
         "n_dockq": len(scored),
         "delta_dockq_mean_raw": mean(raw),
         "delta_dockq_min_raw": min(raw) if raw else None,
@@ -349,7 +526,7 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
 def calibrate_margin(results: Sequence[DecoyResult], max_loss: float = 0.05) -> float:
     """Smallest gate margin ≥ 0 under which the scored decoys have mean ΔDockQ ≥ 0 and none loses > ``max_loss``.
 
-    Candidates are 0 and the decoys' positive predicted gains (a margin equal to a gain rejects that
+    Candidates are 0 and the decoys' positive predicted DockQ gains (a margin equal to a gain rejects that
     decoy); +inf (always fall back) is the answer when none qualifies. The margin is never negative:
     the gate keeps a refinement only where the QA predicts a gain, never where it predicts a loss.
     """
@@ -391,16 +568,21 @@ def _number(value: float | None, spec: str = ".3f") -> str:
 
 def _epoch_line(record: dict, epochs: int) -> str:
     t, v = record["train"], record["val"]
-    return (f"epoch {record['epoch']}/{epochs} {record['seconds']:.0f}s loss {t['loss']:.4f} (coord {t['coord']:.4f}, "
-            f"qa {t['qa']:.4f}, qa_input {_number(t.get('qa_input'), '.4f')}) | val RMSD {_number(v['rmsd_refinable'])} "
+    return (f"epoch {record['epoch']}/{epochs} {record['seconds']:.0f}s loss {t['loss']:.4f} (coord {_number(t.get('coord'), '.4f')}, "
+            f"qa {_number(t.get('qa'), '.4f')}, qa_input {_number(t.get('qa_input'), '.4f')}) | val RMSD {_number(v['rmsd_refinable'])} "
             f"(input {_number(v['rmsd_refinable_input'])}) ΔLDDT {_number(v['delta_lddt'], '+.4f')} "
-            f"QA r {_number(v['qa_pearson_residues'])} ΔDockQ {_number(v['delta_dockq_mean_raw'], '+.4f')}")
+            f"QA r {_number(v['qa_pearson_residues'])} ΔDockQ {_number(v['delta_dockq_mean_raw'], '+.4f')} | "
+            f"dock {_number(t.get('dock_bce'), '.4f')}/{_number(t.get('dock_rank'), '.4f')} val Spearman "
+            f"{_number(v['docking_egr']['spearman'])} AUC {_number(v['docking_egr']['auc_acceptable'])} "
+            f"(contacts-clashes {_number(v['docking_contacts_clashes']['spearman'])} / "
+            f"{_number(v['docking_contacts_clashes']['auc_acceptable'])})")
 
 
 def _criterion(record: dict) -> float:
-    """Checkpoint criterion: validation RMSD of refinable decoys (Å; inf where there are none)."""
-    value = record["val"]["rmsd_refinable"]
-    return math.inf if value is None else float(value)
+    """Checkpoint criterion, lower is better: minus the validation Spearman of predicted vs true DockQ
+    (inf where undefined)."""
+    value = record["val"]["docking_egr"]["spearman"]
+    return math.inf if value is None else -float(value)
 
 
 def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device) -> dict:
@@ -428,24 +610,31 @@ def _deterministic_algorithms() -> Iterator[None]:
 
 
 def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool = False,
-          device: str = "cpu", log: Callable[[str], None] = print) -> dict:
+          device: str = "cpu", log: Callable[[str], None] = print, poses: Path | None = None) -> dict:
     """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
+    ``poses``: an ``egr sample-poses`` folder whose training-split bases feed the docking steps.
 
     Returns the best epoch's record (epoch, training loss parts, validation summary). Runs on CPU are
     bit-for-bit reproducible for a given seed and thread count.
     """
     with _deterministic_algorithms():
-        return _train(cache, splits_file, outdir, cfg, resume, device, log)
+        return _train(cache, splits_file, outdir, cfg, resume, device, log, poses)
 
 
 def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool, device: str,
-           log: Callable[[str], None]) -> dict:
+           log: Callable[[str], None], poses: Path | None) -> dict:
     rank, world = _distributed(device)
     dev = _device(device, world)
     data = select_data(cache, splits_file, cfg.max_atoms)
     if not data.train or not data.val:
         raise ValueError(f"need training and validation decoys; got {len(data.train)} and {len(data.val)}")
     outdir = Path(outdir)
+    families: list[DockingFamily] = []
+    if cfg.docking_weight > 0:
+        families = real_families(cache, data.train)
+        if poses is not None:
+            families += pose_families(poses, splits_file, "train")
+        log(f"docking families: {len(families)} ({sum(f.base is not None for f in families)} of sampled poses)")
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         model = EGR(cfg.model_config()).to(dev)
@@ -467,17 +656,26 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         log(f"resumed from {checkpoint} after epoch {start}")
     net: nn.Module = _TwoPass(model, input_pass=cfg.input_qa_weight > 0)
     if world > 1:
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        # a docking step leaves the coordinate and pLDDT heads unused, a refinement step the docking head
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                                  find_unused_parameters=True)
+    steps = [("decoy", i) for i in range(len(data.train))]
+    steps += [("family", j) for j, f in enumerate(families) for _ in range(cfg.groups_per_base if f.base is not None else 1)]
 
     for epoch in range(start, cfg.epochs):
         began = time.perf_counter()
         generator = _epoch_generator(cfg.seed, epoch)
-        order = torch.randperm(len(data.train), generator=generator).tolist()
+        order = torch.randperm(len(steps), generator=generator).tolist()
         # every rank takes the same number of steps (DDP all-reduces once per step)
         mine = order[: len(order) - len(order) % world][rank::world]
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         for index in mine:
-            loss, parts = training_loss(net, load_example(data.cache, data.train[index]), cfg, generator, dev)
+            kind, item = steps[index]
+            if kind == "decoy":
+                loss, parts = training_loss(net, load_example(data.cache, data.train[item]), cfg, generator, dev)
+            else:
+                loss, parts = docking_loss(net, families[item], cfg, generator, dev)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -485,7 +683,8 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
             optimiser.step()
             for key, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value
-        record = {"epoch": epoch + 1, "train": {k: v / max(len(mine), 1) for k, v in sums.items()},
+                counts[key] = counts.get(key, 0) + 1
+        record = {"epoch": epoch + 1, "train": {k: v / counts[k] for k, v in sums.items()},
                   "train_seconds": round(time.perf_counter() - began, 1)}
         if rank == 0:
             record["val"] = _validate(model, data, cfg, dev)
@@ -494,7 +693,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
             if best is None or _criterion(record) < _criterion(best):
                 best = record
                 save_weights(model, outdir / "best.safetensors", trained=True,
-                             description=f"EGR trained by egr.train (best validation RMSD, epoch {epoch + 1})",
+                             description=f"EGR trained by egr.train (best validation DockQ Spearman, epoch {epoch + 1})",
                              extra={"training": {"config": asdict(cfg), "epoch": epoch + 1, "validation": record["val"],
                                                  "splits": str(splits_file)}})
             _save_checkpoint(checkpoint, model, optimiser, epoch + 1, cfg, history, best)
@@ -529,16 +728,16 @@ def evaluate(weights: Path, cache: Path, splits_file: Path, split: str, outdir: 
     if calibrate:
         margin = calibrate_margin(results)
         sidecar[GATE_KEY] = {"margin": margin if math.isfinite(margin) else "inf",
-                             "rule": "keep refined iff mean pLDDT(refined) - mean pLDDT(input) > margin",
+                             "rule": GATE_RULE,
                              "calibrated_on": f"{splits_file}:{split}", "n_decoys": len(results)}
         atomic_write_json(sidecar_path, sidecar)
     elif margin is None:
         margin = float(sidecar.get(GATE_KEY, {}).get("margin", 0.0))
     summary = {"weights": str(weights), "split": split, **summarise(results, margin, coord_min_dockq)}
     columns = [k for k in DecoyResult.__dataclass_fields__ if k != "residue_qa"]
-    lines = ["\t".join([*columns, "delta_dockq_gated"])]
+    lines = ["\t".join([*columns, "predicted_gain", "delta_dockq_gated"])]
     for r in results:
-        values = [getattr(r, k) for k in columns] + [r.delta_dockq(margin)]
+        values = [getattr(r, k) for k in columns] + [r.predicted_gain, r.delta_dockq(margin)]
         lines.append("\t".join("" if v is None else f"{v:.6g}" if isinstance(v, float) else str(v) for v in values))
     atomic_write_text(Path(outdir) / f"eval_{split}.tsv", "\n".join(lines) + "\n")
     atomic_write_json(outdir / f"eval_{split}.json", summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,14 @@ def small_decoy() -> Path:
 @pytest.fixture(scope="session")
 def small_decoy_text(small_decoy: Path) -> str:
     return gzip.decompress(small_decoy.read_bytes()).decode()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test: the test machines are shared, and small graphs run as fast on one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 
 import numpy as np
@@ -16,13 +15,7 @@ from egr.model import EGR, EGRConfig, _Topology
 K_NEIGHBOURS = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The test machines are shared: small graphs run as fast on one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def knn_edges(pos: np.ndarray, k: int = K_NEIGHBOURS) -> torch.Tensor:
@@ -250,7 +243,12 @@ def test_gradients_reach_every_parameter() -> None:
     model = make_model(cfg, strong_coords=False).train()
     g = random_graph(120, cfg, seed=15)
     coords, qa = model(**g)
-    loss = torch.nn.functional.huber_loss(coords, g["pos"] + 0.3, delta=1.0) + (qa - 0.7).square().mean()
+    chain = torch.arange(120) >= 60  # the docking head pools over two made-up "interfaces"
+    pool_node = torch.arange(120)
+    logits = model.docking_logits(**g, batch=None, pool_node=pool_node, pool_interface=chain.long(),
+                                  physics=torch.tensor([[5.0, 1.0], [4.0, 0.0]]))
+    loss = (torch.nn.functional.huber_loss(coords, g["pos"] + 0.3, delta=1.0) + (qa - 0.7).square().mean()
+            + logits.square().mean())
     loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, f"no gradient for {name}"

@@ -88,7 +88,8 @@ def test_gate_falls_back_to_the_input_or_keeps_the_refinement(model, bundles):
         assert always.gate["physical_check"] == physical_problems(bundles[0], ungated.coords) != ""
         np.testing.assert_array_equal(always.coords, bundles[0].complex.coords)
     assert always.gate["predicted_gain"] == pytest.approx(
-        always.gate["plddt_refined"] - always.gate["plddt_input"])
+        always.gate["pred_dockq_refined"] - always.gate["pred_dockq_input"])
+    assert always.docking.pred_dockq == always.gate["pred_dockq_input"]
 
 
 def test_shipped_weights_are_trained_and_gated(model):

@@ -272,18 +272,20 @@ def test_input_pass_keeps_the_input_coordinates(cache: tuple[Path, Path]) -> Non
 
 
 def test_gate_decision_and_margin_calibration() -> None:
-    qa_node = np.array([0, 2, -1])
-    assert decide(np.array([0.8, 0.0, 0.6]), np.array([0.7, 0.0, 0.6]), qa_node, 0.01).keep_refined
-    assert not decide(np.array([0.8, 0.0, 0.6]), np.array([0.7, 0.0, 0.6]), qa_node, 0.1).keep_refined
+    assert decide(0.75, 0.70, 0.01).keep_refined
+    assert not decide(0.75, 0.70, 0.1).keep_refined
+    assert not decide(None, 0.7, -math.inf).keep_refined  # no estimate: the input stays
+    assert decide(0.75, 0.70, 0.0).predicted_gain == pytest.approx(0.05)
 
     def result(gain: float, dockq_in: float, dockq_out: float) -> DecoyResult:
-        return DecoyResult("s", "t", "d", 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, gain, None, dockq_in, dockq_out)
+        return DecoyResult("s", "t", "d", 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5 + gain, 0.0, None,
+                           dockq_in, dockq_out)
 
     results = [result(0.05, 0.5, 0.55), result(0.02, 0.5, 0.40), result(0.01, 0.5, 0.51)]
     margin = calibrate_margin(results)
-    assert margin == 0.02  # keeps the first decoy only; a lower margin would let the second lose 0.10
+    assert margin == pytest.approx(0.02)  # keeps the first decoy only; a lower margin would let the second lose 0.10
     assert [r.delta_dockq(margin) for r in results] == [pytest.approx(0.05), 0.0, 0.0]
-    assert calibrate_margin([result(0.05, 0.5, 0.3)]) == 0.05  # falls back on the only decoy
+    assert calibrate_margin([result(0.05, 0.5, 0.3)]) == pytest.approx(0.05)  # falls back on the only decoy
     # a predicted loss is never accepted, even where refinement happened to help
     assert calibrate_margin([result(-0.01, 0.5, 0.6)]) == 0.0
     assert calibrate_margin([]) == math.inf  # no evidence: always fall back
