@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from egr.physics import CLASH_CUTOFF, CONTACT_CUTOFF
+from egr.physics import CONTACT_CUTOFF, interface_physics
 from egr.structure import Complex
 
 CROP_RADIUS = 10.0  # Å
@@ -80,11 +80,8 @@ def interface_crop(c: Complex) -> InterfaceCrop:
     # nearest distance of every usable atom of a to chain b, for every ordered pair
     nearest = {(a, b): _distance_to_chain(c, tree_of, b, rows_of[a]) for a in range(n_chains)
                for b in range(n_chains) if a != b}
-    counts = {}
-    for a, b in all_pairs:
-        d = tree_of[a].sparse_distance_matrix(tree_of[b], CONTACT_CUTOFF, output_type="ndarray")["v"]
-        counts[(a, b)] = (int(np.sum(d < CONTACT_CUTOFF)), int(np.sum(d < CLASH_CUTOFF)))
-    pairs = [p for p in all_pairs if counts[p][0] > 0] or all_pairs
+    physics = interface_physics(subset(c, np.flatnonzero(usable)))  # OXT-free, like the crop
+    pairs = [(a, b) for a, b in all_pairs if physics.contacts[a, b] > 0] or all_pairs
 
     # crop: whole residues with an atom within CROP_RADIUS of a partner of a chosen interface
     closeness = np.full(c.n_atoms, np.inf)
@@ -119,8 +116,9 @@ def interface_crop(c: Complex) -> InterfaceCrop:
         nodes = nodes[nodes >= 0]
         pool_node.append(nodes)
         pool_interface.append(np.full(len(nodes), g))
-    physics = np.array([[np.log1p(counts[p][0]), np.log1p(counts[p][1])] for p in pairs], dtype=np.float32)
+    chosen = tuple(np.array(pairs).T)
+    features = np.stack([np.log1p(physics.contacts[chosen]), np.log1p(physics.clashes[chosen])], 1).astype(np.float32)
     return InterfaceCrop(atoms=atoms, pool_node=np.concatenate(pool_node).astype(np.int64),
                          pool_interface=np.concatenate(pool_interface).astype(np.int64),
-                         pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), physics=physics)
+                         pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), physics=features)
 

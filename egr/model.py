@@ -362,13 +362,9 @@ class EGR(nn.Module):
         Returns:
             (G,) logits.
         """
-        self._check_inputs(x, pos, edge_index, edge_attr, batch)
-        topo = _Topology(edge_index, batch, x.shape[0])
-        centre = topo.graph_mean(pos).index_select(0, topo.batch)
-        x0 = pos - centre
-        h0 = self.embed(x)
-        h = h0
+        topo, _, x0, h0 = self._start(x, pos, edge_index, edge_attr, batch)
         geometry = self.layers[0].edge_geometry(x0, edge_attr, topo)  # coordinates stay at x0 throughout
+        h = h0
         for layer in self.layers:
             h, _ = layer(h, x0, h0, x0, edge_attr, topo, update_coords=False, geometry=geometry)
         members = self.dock_norm(h).index_select(0, pool_node)  # (M, hidden)
@@ -382,13 +378,7 @@ class EGR(nn.Module):
 
     def _passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
                 input_pass: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-        self._check_inputs(x, pos, edge_index, edge_attr, batch)
-        topo = _Topology(edge_index, batch, x.shape[0])
-        # Work relative to each graph's centroid: float32 resolves ~1e-4 Å at 1000 Å from the
-        # origin, and the model is translation-equivariant, so nothing else changes.
-        centre = topo.graph_mean(pos).index_select(0, topo.batch)
-        x0 = pos - centre
-        h0 = self.embed(x)
+        topo, centre, x0, h0 = self._start(x, pos, edge_index, edge_attr, batch)
         h, coords = h0, x0
         h_input = None
         # the input pass sees x0 in every layer: its edge geometry is computed once
@@ -401,6 +391,16 @@ class EGR(nn.Module):
                 h_input = h
         qa_input = self._qa(h_input) if input_pass else None
         return coords + centre, self._qa(h), qa_input
+
+    def _start(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None
+               ) -> tuple[_Topology, Tensor, Tensor, Tensor]:
+        """Checked inputs → (topology, per-node graph centroid (n, 3), centred coordinates x⁰ (n, 3), h⁰)."""
+        self._check_inputs(x, pos, edge_index, edge_attr, batch)
+        topo = _Topology(edge_index, batch, x.shape[0])
+        # Work relative to each graph's centroid: float32 resolves ~1e-4 Å at 1000 Å from the
+        # origin, and the model is translation-equivariant, so nothing else changes.
+        centre = topo.graph_mean(pos).index_select(0, topo.batch)
+        return topo, centre, pos - centre, self.embed(x)
 
     def _qa(self, h: Tensor) -> Tensor:
         return self.qa_out(self.qa_norm(h)).squeeze(1).clamp(0.0, 1.0)

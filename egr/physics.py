@@ -35,10 +35,18 @@ class InterfacePhysics:
     clashes: np.ndarray
 
     @property
+    def total_contacts(self) -> int:
+        """Contacts summed over all chain pairs, each pair of chains counted once."""
+        return int(np.triu(self.contacts, 1).sum())
+
+    @property
+    def total_clashes(self) -> int:
+        return int(np.triu(self.clashes, 1).sum())
+
+    @property
     def contacts_clashes(self) -> float:
         """The reference score (module doc), over all chain pairs."""
-        upper = np.triu_indices(len(self.contacts), 1)
-        return float(self.contacts[upper].sum() - CLASH_WEIGHT * self.clashes[upper].sum())
+        return float(self.total_contacts - CLASH_WEIGHT * self.total_clashes)
 
 
 def inter_chain_pairs(coords: np.ndarray, chain_index: np.ndarray, cutoff: float) -> np.ndarray:

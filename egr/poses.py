@@ -109,29 +109,29 @@ import numpy as np
 from DockQ.constants import BACKBONE_ATOMS, INTERFACE_THRESHOLD
 from scipy.spatial import cKDTree
 
+from egr.evaluate import CAPRI_CLASSES
 from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
+from egr.physics import CLASH_CUTOFF, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
 
 POSES_FORMAT = "egr-poses/1"
 KINDS = ("base", "near_native", "wrong_site")
-CAPRI_CLASSES = ("incorrect", "acceptable", "medium", "high")
-CAPRI_THRESHOLDS = (0.23, 0.49, 0.80)  # DockQ lower bounds of acceptable, medium, high
-# log-uniform windows (Å) of the near-native target displacement D, per aimed class (index of CAPRI_CLASSES)
+CLASS_NAMES = ("incorrect", *CAPRI_CLASSES)
+CAPRI_THRESHOLDS = tuple(CAPRI_CLASSES.values())  # DockQ lower bounds of acceptable, medium, high
+# log-uniform windows (Å) of the near-native target displacement D, per aimed class (index of CLASS_NAMES)
 CLASS_WINDOWS = ((9.0, 25.0), (4.0, 12.0), (1.5, 6.0), (0.2, 2.5))
-CLASH_DISTANCE = 3.0  # Å, inter-chain heavy-atom pairs closer than this are clashes
-CONTACT_DISTANCE = 5.0  # Å, pairs closer than this are contacts
 MAX_TRANSLATION = 10.0  # Å, near-native translations
 ESCAPE_STEP = 4.0  # Å, escapes this short are found for all directions from one KD-tree query
 MAX_ESCAPE = 8.0  # Å, a near-native candidate that needs a longer slide out of its clashes is dropped (module doc)
 SLIDE_MARGIN = 1e-3  # Å, slides stop this far past the exact clash boundary
 INDEX_HEADER = ("set", "target", "base_id", "split", "n_poses", "base_dockq", "dockq_min", "dockq_q25",
-                "dockq_median", "dockq_q75", "dockq_max", *(f"n_{c}" for c in CAPRI_CLASSES),
+                "dockq_median", "dockq_q75", "dockq_max", *(f"n_{c}" for c in CLASS_NAMES),
                 "n_near_native", "n_wrong_site", "seconds")
 SKIPPED_HEADER = ("set", "target", "base_id", "split", "reason")
 
 # strict "< r" for cKDTree's inclusive ball queries
-_CLASH_R = float(np.nextafter(CLASH_DISTANCE, 0.0))
-_CONTACT_R = float(np.nextafter(CONTACT_DISTANCE, 0.0))
+_CLASH_R = float(np.nextafter(CLASH_CUTOFF, 0.0))
+_CONTACT_R = float(np.nextafter(CONTACT_CUTOFF, 0.0))
 _ARRAY_FIELDS = ("rotations", "translations", "kind", "dockq", "fnat", "irmsd", "lrmsd", "clashes", "contacts",
                  "mapping")
 
@@ -193,12 +193,12 @@ class PoseSet:
 
     @property
     def capri_class(self) -> np.ndarray:
-        """(n,) int, index into :data:`CAPRI_CLASSES` of each pose's DockQ."""
+        """(n,) int, index into :data:`CLASS_NAMES` of each pose's DockQ."""
         return capri_class(self.dockq)
 
     def class_counts(self) -> dict[str, int]:
-        counts = np.bincount(self.capri_class, minlength=len(CAPRI_CLASSES))
-        return {name: int(c) for name, c in zip(CAPRI_CLASSES, counts)}
+        counts = np.bincount(self.capri_class, minlength=len(CLASS_NAMES))
+        return {name: int(c) for name, c in zip(CLASS_NAMES, counts)}
 
 
 def capri_class(dockq: np.ndarray) -> np.ndarray:
@@ -322,7 +322,7 @@ class _MappingTerms:
         """(DockQ, fnat, iRMSD Å, LRMSD Å) of the base with coordinates ``coords`` (n_atoms, 3)."""
         if len(self.contact_starts):
             d2 = np.sum((coords[self.contact_a] - coords[self.contact_b]) ** 2, axis=1)
-            nat_correct = int(np.count_nonzero(np.minimum.reduceat(d2, self.contact_starts) < CONTACT_DISTANCE ** 2))
+            nat_correct = int(np.count_nonzero(np.minimum.reduceat(d2, self.contact_starts) < CONTACT_CUTOFF ** 2))
         else:
             nat_correct = 0
         fnat = nat_correct / self.nat_total
@@ -447,7 +447,7 @@ class DockQLabeller:
                           "model_res": model_res, "native_res": native_res, "n_residues": len(native_index)})
         a, b = sides
         # native contacts of the full chains give the denominator of fnat
-        ra, _ = _min_residue_distance(a["coords"], a["res"], b["coords"], b["res"], CONTACT_DISTANCE)
+        ra, _ = _min_residue_distance(a["coords"], a["res"], b["coords"], b["res"], CONTACT_CUTOFF)
         nat_total = len(ra)
         if nat_total == 0:
             return None
@@ -458,7 +458,7 @@ class DockQLabeller:
             position[side["native_res"]] = np.arange(len(side["native_res"]))
             keep = position[side["res"]] >= 0
             aligned.append((side["coords"][keep], position[side["res"][keep]]))
-        ca, cb = _min_residue_distance(aligned[0][0], aligned[0][1], aligned[1][0], aligned[1][1], CONTACT_DISTANCE)
+        ca, cb = _min_residue_distance(aligned[0][0], aligned[0][1], aligned[1][0], aligned[1][1], CONTACT_CUTOFF)
         ia, ib = _min_residue_distance(aligned[0][0], aligned[0][1], aligned[1][0], aligned[1][1],
                                        INTERFACE_THRESHOLD)
         pa, pb = a["model_res"][ca], b["model_res"][cb]
@@ -557,12 +557,12 @@ class _Geometry:
 
     def clashes(self, ligand: np.ndarray) -> int:
         """Inter-chain heavy-atom pairs < 3 Å of the ligand atoms (a, 3) with the receptor."""
-        atoms = ligand[self.near(ligand, CLASH_DISTANCE)]
+        atoms = ligand[self.near(ligand, CLASH_CUTOFF)]
         return int(self.tree.query_ball_point(atoms, _CLASH_R, return_length=True).sum()) if len(atoms) else 0
 
     def counts(self, ligand: np.ndarray) -> tuple[int, int]:
         """(clashes, contacts): inter-chain heavy-atom pairs < 3 Å and < 5 Å."""
-        atoms = ligand[self.near(ligand, CONTACT_DISTANCE)]
+        atoms = ligand[self.near(ligand, CONTACT_CUTOFF)]
         if not len(atoms):
             return 0, 0
         within = self.tree.query_ball_point(atoms, _CONTACT_R, return_length=True)
@@ -585,11 +585,11 @@ class _Geometry:
         every receptor atom (its extent along the direction clears the receptor's)."""
         receptor_extent = float(np.max((self.receptor_hull - start) @ direction))
         ligand_extent = float(np.max(-(self.ligand_hull @ rotation.T) @ direction))
-        return max(1e-3, receptor_extent + ligand_extent + CLASH_DISTANCE + 0.01)
+        return max(1e-3, receptor_extent + ligand_extent + CLASH_CUTOFF + 0.01)
 
     def escape_direction(self, ligand: np.ndarray) -> np.ndarray:
         """Unit vector along the mean (ligand − receptor atom) of the clashing pairs, else the base's normal."""
-        atoms = ligand[self.near(ligand, CLASH_DISTANCE)]
+        atoms = ligand[self.near(ligand, CLASH_CUTOFF)]
         if len(atoms):
             pairs = cKDTree(atoms).sparse_distance_matrix(self.tree, _CLASH_R, output_type="ndarray")
             if len(pairs):
@@ -612,7 +612,7 @@ class _Geometry:
         outward = start - self.receptor_centre
         directions = np.array([push, *_cone(rng, push, math.radians(45.0), 3), self.normal,
                                outward / max(float(np.linalg.norm(outward)), 1e-9)])
-        radius = CLASH_DISTANCE + ESCAPE_STEP
+        radius = CLASH_CUTOFF + ESCAPE_STEP
         atoms = ligand[self.near(ligand, radius)]
         pairs = cKDTree(atoms).sparse_distance_matrix(self.tree, radius, output_type="ndarray")
         w = atoms[pairs["i"]] - self.receptor[pairs["j"]]
@@ -643,7 +643,7 @@ def _clash_intervals(along: np.ndarray, squared: np.ndarray, origin: float) -> t
     A pair with separation w (ligand − receptor atom) at λ = ``origin`` is at ``|w + (λ − origin)·u|``;
     ``along`` = w·u and ``squared`` = |w|² per pair; the distance is below 3 Å between the roots of
     ``(λ − origin)² + 2·along·(λ − origin) + squared − 9``."""
-    disc = along ** 2 - squared + CLASH_DISTANCE ** 2
+    disc = along ** 2 - squared + CLASH_CUTOFF ** 2
     keep = disc > 0
     root = np.sqrt(disc[keep])
     return np.sort(origin - along[keep] - root), np.sort(origin - along[keep] + root)
@@ -692,10 +692,10 @@ class _Ray:
         """Sorted starts and sorted ends (λ) of the clash intervals of every pair that clashes in [low, high]."""
         middle, half = 0.5 * (low + high), 0.5 * (high - low)
         ligand = self.at(middle)
-        atoms = ligand[self.g.near(ligand, CLASH_DISTANCE + half)]
+        atoms = ligand[self.g.near(ligand, CLASH_CUTOFF + half)]
         if not len(atoms):
             return np.zeros(0), np.zeros(0)
-        pairs = cKDTree(atoms).sparse_distance_matrix(self.g.tree, CLASH_DISTANCE + half, output_type="ndarray")
+        pairs = cKDTree(atoms).sparse_distance_matrix(self.g.tree, CLASH_CUTOFF + half, output_type="ndarray")
         w = atoms[pairs["i"]] - self.g.receptor[pairs["j"]]
         return _clash_intervals(w @ self.direction, np.sum(w * w, axis=1), middle)
 
@@ -725,7 +725,7 @@ class _Ray:
     def _free_limit(self) -> float:
         receptor_extent = float(np.max((self.g.receptor_hull - self.start) @ self.direction))
         ligand_extent = float(np.max(-self.local @ self.direction))
-        return max(1e-3, receptor_extent + ligand_extent + CLASH_DISTANCE + 0.01)
+        return max(1e-3, receptor_extent + ligand_extent + CLASH_CUTOFF + 0.01)
 
     def approach(self, free_at: float, budget: int) -> float | None:
         """The first touch coming from ``free_at`` (clear of the receptor) towards smaller λ: just above the
@@ -735,9 +735,9 @@ class _Ray:
         lam = free_at
         for _ in range(60):
             gap = self.g.gap(self.at(lam))
-            if gap - CLASH_DISTANCE < 0.3:
+            if gap - CLASH_CUTOFF < 0.3:
                 break
-            lam -= gap - CLASH_DISTANCE
+            lam -= gap - CLASH_CUTOFF
         else:
             return None
         for _ in range(20):
@@ -1117,6 +1117,6 @@ def sample_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence
     rows.sort(key=lambda r: (r["set"], r["target"], r["base_id"]))
     _write_table(outdir / "index.tsv", INDEX_HEADER, rows)
     _write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
-    classes = {c: sum(int(r[f"n_{c}"]) for r in rows) for c in CAPRI_CLASSES}
+    classes = {c: sum(int(r[f"n_{c}"]) for r in rows) for c in CLASS_NAMES}
     return {"rows": rows, "skipped": skipped, "classes": classes, "reused": reused,
             "seconds": time.perf_counter() - began}

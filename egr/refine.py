@@ -94,8 +94,13 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
         batch = Batch.from_data_list([b.graph for b in chunk]).to(device)
         inputs = (batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
         with torch.inference_mode():
-            pos, qa, qa_input = model.forward_with_input_pass(*inputs)
-        pos, qa, qa_input = (t.double().cpu().numpy() for t in (pos, qa, qa_input))
+            # the input pass's pLDDT is only written where the gate falls back to the input
+            if gate_margin is None:
+                (pos, qa), qa_input = model(*inputs), None
+            else:
+                pos, qa, qa_input = model.forward_with_input_pass(*inputs)
+        pos, qa = pos.double().cpu().numpy(), qa.double().cpu().numpy()
+        qa_input = qa_input.double().cpu().numpy() if qa_input is not None else None
         ptr = batch.ptr.cpu().numpy()
         refined = [_to_refinement(b, pos[ptr[i]:ptr[i + 1]], qa[ptr[i]:ptr[i + 1]], 0.0) for i, b in enumerate(chunk)]
         if expected == "all_atom":
@@ -226,8 +231,8 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
         "pred_dockq_interfaces": refinement.docking.interfaces if refinement.docking else {},
         "pred_dockq_refined": refinement.docking_refined.pred_dockq if refinement.docking_refined else None,
         "contacts_clashes": int(physics.contacts_clashes),
-        "inter_chain_contacts": int(np.triu(physics.contacts, 1).sum()),
-        "inter_chain_clashes": int(np.triu(physics.clashes, 1).sum()),
+        "inter_chain_contacts": physics.total_contacts,
+        "inter_chain_clashes": physics.total_clashes,
         "mean_plddt": _mean_or_none(refinement.plddt),
         "interface_plddt": _mean_or_none(refinement.plddt[interface]),
         "n_interface_residues": int(interface.sum()),

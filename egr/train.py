@@ -72,7 +72,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
-from egr.evaluate import CAPRI_CLASSES, roc_auc
+from egr.evaluate import CAPRI_CLASSES, Ranker, qa_tables
 from egr.gate import GATE_KEY, GATE_RULE
 from egr.graph import batch_docking, docking_input, featurize
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -452,27 +452,24 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
 
 
 def ranking_figures(results: Sequence[DecoyResult], score: Callable[[DecoyResult], float | None]) -> dict:
-    """How well ``score`` ranks the decoys by their input DockQ: Spearman over all decoys, ROC AUC for
-    acceptable, and over targets with ≥ 2 decoys the mean ranking loss and the targets whose first-ranked
-    decoy is acceptable (ties: first in order)."""
-    pairs = [(score(r), r.dockq_input, r.target) for r in results if score(r) is not None and math.isfinite(score(r))]
-    if len(pairs) < 3:
-        return {"n": len(pairs), "spearman": None, "auc_acceptable": None, "ranking_loss": None, "top1_acceptable": None}
-    values, truth = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-    targets = np.array([p[2] for p in pairs])
-    spearman = float(stats.spearmanr(values, truth)[0]) if np.ptp(values) > 0 and np.ptp(truth) > 0 else None
-    losses, hits = [], 0
-    for target in np.unique(targets):
-        mine = np.flatnonzero(targets == target)
-        if len(mine) < 2:
-            continue
-        first = mine[int(np.argmax(values[mine]))]
-        losses.append(float(truth[mine].max() - truth[first]))
-        hits += int(truth[first] >= ACCEPTABLE_DOCKQ)
-    auc = roc_auc(pd.Series(values), pd.Series(truth >= ACCEPTABLE_DOCKQ))
-    return {"n": len(pairs), "spearman": spearman, "auc_acceptable": auc if math.isfinite(auc) else None,
-            "ranking_loss": float(np.mean(losses)) if losses else None, "top1_acceptable": hits,
-            "n_ranked_targets": len(losses)}
+    """How well ``score`` ranks the decoys by their input DockQ, measured exactly as ``egr evaluate`` does
+    (:func:`egr.evaluate.qa_tables`): Spearman and ROC AUC for acceptable over all scored decoys, and over
+    targets with ≥ 2 decoys the mean ranking loss and the targets whose first-ranked decoy is acceptable."""
+    frame = pd.DataFrame({"target": [r.target for r in results], "dockq_decoy": [r.dockq_input for r in results],
+                          "score": [np.nan if score(r) is None else score(r) for r in results]})
+    _, summary, _ = qa_tables(frame, (Ranker("score", "score", "score"),), top_n=1)
+    if summary.empty:
+        return {"n": 0, "spearman": None, "auc_acceptable": None, "ranking_loss": None, "top1_acceptable": None,
+                "n_ranked_targets": 0}
+    row = summary.iloc[0]
+
+    def number(value) -> float | None:
+        return float(value) if pd.notna(value) else None
+
+    return {"n": int(row["n_decoys"]), "spearman": number(row["spearman"]),
+            "auc_acceptable": number(row["auc_acceptable"]), "ranking_loss": number(row["ranking_loss_mean"]),
+            "top1_acceptable": int(row["top1_acceptable"]) if pd.notna(row["top1_acceptable"]) else None,
+            "n_ranked_targets": int(row["n_targets"])}
 
 
 def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: float) -> dict:
