@@ -24,6 +24,18 @@ HEAVY_ATOMS: dict[str, tuple[str, ...]] = {
 }
 AMINO_ACIDS: tuple[str, ...] = tuple(HEAVY_ATOMS)
 
+# Heavy-atom elements of amino acids. Their PDB atom names begin with the element symbol (N, CA, OXT,
+# SD, NZ, ...; OT1/OC2 of other writers too); the one two-letter symbol is the SE of selenomethionine.
+AMINO_ACID_ELEMENTS: tuple[str, ...] = ("C", "N", "O", "S", "SE")
+
+
+def element_of_amino_acid_atom(name: str) -> str:
+    """Element symbol implied by the PDB name of an amino-acid heavy atom ('CA' → 'C', 'OXT' → 'O',
+    'SE' → 'SE'); '' for a name outside that scheme."""
+    if name == "SE":
+        return "SE"
+    return name[:1] if name[:1] in AMINO_ACID_ELEMENTS else ""
+
 # Atom-name vocabulary of the all-atom graph (DESIGN.md); names outside it map to "UNX".
 ATOM_VOCAB: tuple[str, ...] = (
     "N", "CA", "C", "O", "CB", "OG", "CG", "CD1", "CD2", "CE1", "CE2", "CZ", "OD1", "ND2", "CG1",

@@ -15,6 +15,27 @@ Choices where the input is ambiguous:
 - modified residues are mapped to their parent when the file's MODRES/``_pdbx_struct_mod_residue`` or the
   PDB chemical component table names one (MSE→MET with SE renamed SD); atoms the parent lacks are dropped.
 - residues of unknown type (neither amino acid nor water) are removed like ligands and listed.
+
+Columns that are checked, not believed (docking and benchmark files put segment IDs, serial numbers
+and other data in PDB columns 73-80 and beyond, e.g. ``...  1.00 26.64       2SNI 1 95.0``):
+- element (columns 77-78, mmCIF ``type_symbol``): every atom that is kept belongs to an amino acid
+  (ligands, waters and unknown residues are removed; modified residues keep only their parent's atoms),
+  so its element is the one its atom name implies (N, CA → C, OXT → O, SD → S, SE → SE:
+  :func:`egr.chemistry.element_of_amino_acid_atom`). Where the column disagrees, the name wins and one
+  warning counts the atoms. A name outside that scheme keeps what gemmi read: the column when it holds
+  an element symbol, else gemmi's inference from the name's alignment (a name starting in column 13 is
+  a two-letter element), X when neither tells.
+- hydrogens are recognised by name (H or D after any leading digits), not by the element column, which
+  in such files can say H for every heavy atom.
+- formal charge (columns 79-80, mmCIF ``pdbx_formal_charge``): not read. EGR uses no charges (the
+  refiners protonate for themselves), and gemmi refuses a whole file for a charge field such as ``95``
+  ("Wrong format for charge"), so the field is blanked (PDB) or the column dropped (mmCIF) before parsing.
+- occupancy: a value that is not a number or lies outside 0-1 is not an occupancy; NaN and values above
+  1 become 1, negative values 0, with one warning, before the altloc choice compares them.
+  gemmi reads a blank or unreadable field as 0, which the zero-occupancy warning reports.
+- B-factor: used in no computation, only carried to the cleaned file; a value that is not finite becomes
+  0 with one warning (``nan`` in a PDB column breaks readers downstream); finite values are kept, clipped
+  to the column's range when written.
 """
 
 from __future__ import annotations
@@ -29,10 +50,13 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from egr.chemistry import AMINO_ACIDS, HEAVY_ATOMS, WATER_NAMES
+from egr.chemistry import AMINO_ACIDS, HEAVY_ATOMS, WATER_NAMES, element_of_amino_acid_atom
 from egr.io import atomic_write_text
 
 _MIN_COORD_LINE = 54  # an ATOM record needs columns 31-54 for x, y, z
+# columns 79-80 (formal charge) of ATOM/HETATM records; group 1 is columns 1-78
+_PDB_CHARGE_FIELD = re.compile(r"^((?:ATOM  |HETATM).{72}).{1,2}", re.MULTILINE)
+_CIF_CHARGE_TAG = "_atom_site.pdbx_formal_charge"
 _STRUCTURE_SUFFIXES = (".gz", ".pdb", ".ent", ".cif", ".mmcif", ".pdbx")
 
 
@@ -168,11 +192,15 @@ def _parse(path: Path, text: str, record: IngestRecord) -> gemmi.Structure:
     try:
         if is_cif:
             record.format = "mmcif"
-            structure = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+            block = gemmi.cif.read_string(text).sole_block()
+            charges = block.find_values(_CIF_CHARGE_TAG)
+            if charges:  # formal charges are unused (see the module docstring); junk there stops gemmi
+                charges.get_loop().remove_column(_CIF_CHARGE_TAG)
+            structure = gemmi.make_structure_from_block(block)
         else:
             record.format = "pdb"
             text = _drop_truncated_atom_lines(path, text, record)
-            structure = gemmi.read_pdb_string(text)
+            structure = gemmi.read_pdb_string(_PDB_CHARGE_FIELD.sub(r"\1  ", text))
     except (RuntimeError, ValueError) as exc:
         raise IngestError(path, f"unreadable {record.format.upper()}: {str(exc).splitlines()[0]}") from None
     if len(structure) == 0 or structure[0].count_atom_sites() == 0:
@@ -229,6 +257,24 @@ def _float_column(path: Path, values: np.ndarray, what: str, missing: str) -> np
         raise IngestError(path, f"unreadable {what} values") from None
 
 
+def _occupancies_and_b_factors(path: Path, t: dict[str, np.ndarray],
+                               record: IngestRecord) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) occupancies in 0-1 and (n,) finite B-factors (Å²); values that are not are replaced and
+    counted in one warning each (see the module docstring)."""
+    occupancy = _float_column(path, t["occ"], "occupancy", "1")
+    odd = ~((occupancy >= 0) & (occupancy <= 1))  # NaN fails both comparisons
+    if odd.any():
+        record.warnings.append(f"{int(odd.sum())} atom record(s) with an occupancy that is not a number in 0-1: "
+                               "set to 1 (NaN, above 1) or 0 (negative)")
+    occupancy = np.where(odd, np.where(occupancy < 0, 0.0, 1.0), occupancy)
+    b_factor = _float_column(path, t["b"], "B-factor", "0")
+    odd = ~np.isfinite(b_factor)
+    if odd.any():
+        record.warnings.append(f"{int(odd.sum())} atom record(s) with a B-factor that is not a finite number: "
+                               "set to 0")
+    return occupancy, np.where(odd, 0.0, b_factor)
+
+
 def _subset(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
     return {key: value[rows] for key, value in cols.items()}
 
@@ -236,10 +282,11 @@ def _subset(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarr
 def _clean(
     path: Path, t: dict[str, np.ndarray], structure: gemmi.Structure, record: IngestRecord, ca_only_ok: bool
 ) -> Complex:
+    occupancies, b_factors = _occupancies_and_b_factors(path, t, record)
     cols = {
         "coords": np.stack([_float_column(path, t[k], "coordinate", "nan") for k in "xyz"], axis=1),
-        "occupancies": _float_column(path, t["occ"], "occupancy", "1"),
-        "b_factors": _float_column(path, t["b"], "B-factor", "0"),
+        "occupancies": occupancies,
+        "b_factors": b_factors,
         "res_seq": _float_column(path, t["seq"], "residue number", "0").astype(np.int64),
         "atom_names": t["name"], "elements": t["element"], "res_names": t["resname"],
         "chain_ids": t["chain"], "ins_codes": t["icode"], "altloc": t["altloc"], "group": t["group"],
@@ -253,7 +300,7 @@ def _clean(
         return _subset(cols, ~mask)
 
     bare = np.char.lstrip(cols["atom_names"], "0123456789")
-    hydrogen = np.isin(cols["elements"], ["H", "D"]) | np.char.startswith(bare, "H") | np.char.startswith(bare, "D")
+    hydrogen = np.char.startswith(bare, "H") | np.char.startswith(bare, "D")  # by name: see the module docstring
     cols = drop(cols, hydrogen, "hydrogens")
     cols = drop(cols, np.isin(cols["res_names"], list(WATER_NAMES)), "waters")
     cols = _map_residue_types(cols, structure, record, drop)
@@ -279,7 +326,20 @@ def _clean(
     np.minimum.at(first_seen, chain_order, np.arange(len(chain_order)))
     rank = np.argsort(np.argsort(first_seen))
     cols = _subset(cols, np.argsort(rank[chain_order], kind="stable"))
-    return _assemble(path, cols, record, ca_only_ok)
+    return _assemble(path, _elements_from_names(cols, record), record, ca_only_ok)
+
+
+def _elements_from_names(cols: dict[str, np.ndarray], record: IngestRecord) -> dict[str, np.ndarray]:
+    """Set each amino-acid atom's element to the one its name implies; one warning counts the atoms
+    whose element column said otherwise (see the module docstring)."""
+    names, inverse = np.unique(cols["atom_names"], return_inverse=True)
+    implied = np.array([element_of_amino_acid_atom(name) for name in names.tolist()], dtype="U2")[inverse]
+    elements = np.where(implied == "", cols["elements"], implied)
+    n_wrong = int(np.sum(elements != cols["elements"]))
+    if n_wrong:
+        record.warnings.append(f"element column disagreed with the atom name for {n_wrong} atom(s) (non-standard "
+                               "data in PDB columns 73-80?); elements taken from the atom names")
+    return {**cols, "elements": elements}
 
 
 def _map_residue_types(cols: dict[str, np.ndarray], structure: gemmi.Structure, record: IngestRecord,

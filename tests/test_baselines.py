@@ -36,6 +36,8 @@ DECOY = DATA / "kq_1kq1_pdb1_1_HDOCK.pdb.gz"  # DIPS homodimer docked by HDOCK: 
 MODELLER_MODEL = DATA / "modeller_refined.B99990001.pdb.gz"
 GALAXY_MODEL = DATA / "galaxy_model_1.pdb.gz"
 GALAXY_ENERGIES = DATA / "galaxy_energy_s.dat"
+# real BM5 decoy excerpt with a segment ID and numbers in columns 73-80 (tests/data/SOURCES.md)
+JUNK_COLUMNS = DATA.parent / "junk_columns" / "2PCC_unbound_excerpt.pdb.gz"
 
 
 def _atoms(path: Path) -> dict[tuple[str, str, str], np.ndarray]:
@@ -167,6 +169,23 @@ def test_openmm_relax_writes_result_files_atomically(relaxed: tuple[BaselineResu
     assert record["status"] == "ok" and record["reason"] == ""
     assert 0 < result.details["minimise_s"] < result.seconds
     assert result.output.read_text().rstrip().endswith("END")
+
+
+@pytest.mark.parametrize("tail", [None, "       2SNI 1 95.0"], ids=["bm5-as-is", "reported-format"])
+def test_openmm_relax_of_a_decoy_with_junk_in_columns_73_80(tmp_path: Path, tail: str | None) -> None:
+    # as is, gemmi reads one residue's elements as X; in the format (columns 67 onwards of every
+    # ATOM line replaced) every element as iodine, for which AMBER has no template
+    lines = gzip.decompress(JUNK_COLUMNS.read_bytes()).decode().splitlines()
+    if tail:
+        lines = [line[:66] + tail if line.startswith("ATOM") else line for line in lines]
+    decoy = tmp_path / "junk.pdb"
+    decoy.write_text("\n".join(lines) + "\n")
+    result = run_baseline("openmm", decoy, tmp_path / "junk_openmm.pdb")
+    assert result.status == "ok", result.reason
+    assert sum(note.startswith("element column disagreed") for note in result.details["notes"]) == 1
+    atoms = [line for line in result.output.read_text().splitlines() if line.startswith("ATOM")]
+    assert [line[76:78].strip() for line in atoms] == [line[12:16].strip()[0] for line in atoms]
+    assert len(atoms) == 248 + 3  # the truncated LYS A 278 got CD, CE, NZ back
 
 
 # --- failures and programming errors ---------------------------------------------------------

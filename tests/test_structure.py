@@ -9,11 +9,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from egr.structure import IngestError, format_pdb, read_decoy, sanitize_id
+from egr.pipeline import ingest_step
+from egr.structure import IngestError, format_pdb, read_decoy, sanitize_id, write_pdb
+
+# real BM5 decoy excerpt: a segment ID and a running number in columns 73-80 (tests/data/SOURCES.md)
+JUNK_COLUMNS = Path(__file__).parent / "data" / "junk_columns" / "2PCC_unbound_excerpt.pdb.gz"
+ELEMENT_WARNING = "element column disagreed with the atom name for {} atom(s)"
 
 
 def atom_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(("ATOM", "HETATM"))]
+
+
+def written_and_implied_elements(pdb_text: str) -> tuple[list[str], list[str]]:
+    """Per ATOM line: the element in columns 77-78, and the one its amino-acid atom name implies
+    (the first letter: every name in these files is a C, N, O or S atom's)."""
+    lines = atom_lines(pdb_text)
+    return [line[76:78].strip() for line in lines], [line[12:16].strip()[0] for line in lines]
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
@@ -216,3 +228,59 @@ def test_atoms_follow_the_standard_order_whatever_the_docking_program():
     shared = set(attract_keys) & set(hdock_keys)
     assert len(shared) > 1000
     assert [k for k in attract_keys if k in shared] == [k for k in hdock_keys if k in shared]
+
+
+def test_junk_in_columns_73_80_of_a_real_decoy(tmp_path):
+    source = atom_lines(gzip.decompress(JUNK_COLUMNS.read_bytes()).decode())
+    assert {line[72:80] for line in source if line[17:26] == "ASN A 272"} == {"A   A   "}  # gemmi: element X
+    c, record = ingest_step(JUNK_COLUMNS, tmp_path, "2PCC")
+    assert c.n_atoms == len(source)
+    written, implied = written_and_implied_elements((tmp_path / "2PCC" / "2PCC_clean.pdb").read_text())
+    assert written == implied and set(written) == {"C", "N", "O"}
+    assert [w for w in record.warnings if w.startswith("element")] == [
+        ELEMENT_WARNING.format(8) + " (non-standard data in PDB columns 73-80?); elements taken from the atom names"]
+    assert (tmp_path / "2PCC" / "2PCC_ingest.json").read_text().count(ELEMENT_WARNING.format(8)) == 1
+
+
+@pytest.mark.parametrize("tail", ["2SNI 1 95.0", "2SNB 95.0", "2SNH"])
+def test_reported_junk_format_in_columns_73_80(tmp_path, tail):
+    # the issue's format: a segment ID in columns 74-77, so the element column reads I (iodine),
+    # B (boron) or H (every heavy atom taken for a hydrogen), and numbers from column 79 ("95" is no
+    # charge gemmi accepts: it refused the whole file)
+    text = gzip.decompress(JUNK_COLUMNS.read_bytes()).decode()
+    lines = [line[:66] + "       " + tail if line.startswith("ATOM") else line for line in text.splitlines()]
+    c, record = read_decoy(write(tmp_path, "junk.pdb", "\n".join(lines) + "\n"))
+    reference, _ = read_decoy(JUNK_COLUMNS)
+    assert c.n_atoms == reference.n_atoms
+    np.testing.assert_array_equal(c.coords, reference.coords)
+    np.testing.assert_array_equal(c.elements, reference.elements)
+    assert sum(w.startswith(ELEMENT_WARNING.format(c.n_atoms)) for w in record.warnings) == 1
+    refined = tmp_path / "junk_refined.pdb"  # written as egr.refine writes a refined decoy
+    write_pdb(c.with_coords(c.coords + 0.1), refined, b_factors=np.full(c.n_atoms, 87.5))
+    written, implied = written_and_implied_elements(refined.read_text())
+    assert written == implied
+
+
+def test_junk_occupancy_b_factor_and_charge_columns(tmp_path, small_decoy_text):
+    lines = [line[:78].ljust(78) + "95" for line in atom_lines(small_decoy_text)]  # no charge gemmi accepts
+    n, ca, c, o = lines[:4]  # ALA A 1 in the standard order
+    lines[:4] = [n[:54] + "   nan" + n[60:], ca[:54] + " 30.00" + ca[60:], c[:54] + " -1.00" + c[60:],
+                 o[:60] + "   nan" + o[66:]]
+    complex_, record = read_decoy(write(tmp_path, "junk.pdb", "\n".join(lines)))
+    reference, _ = read_decoy(Path(__file__).parent / "data" / "decoys" / "2X9A_unbound.pdb.gz")
+    assert complex_.n_atoms == reference.n_atoms
+    assert complex_.occupancies[:4].tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert complex_.b_factors[3] == 0.0 and np.isfinite(complex_.b_factors).all()
+    assert "3 atom record(s) with an occupancy that is not a number in 0-1" in record.warnings[0]
+    assert "1 atom record(s) with a B-factor that is not a finite number" in record.warnings[1]
+    assert "nan" not in format_pdb(complex_)
+
+    import gemmi
+
+    structure = gemmi.read_structure(str(write(tmp_path, "clean.pdb", format_pdb(reference))))
+    structure.setup_entities()
+    document = structure.make_mmcif_document()
+    document.sole_block().find_values("_atom_site.pdbx_formal_charge")[0] = "95.0"
+    document.write_file(str(tmp_path / "junk.cif"))
+    from_cif, _ = read_decoy(tmp_path / "junk.cif")
+    assert from_cif.n_atoms == reference.n_atoms
