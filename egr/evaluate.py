@@ -12,9 +12,10 @@ Tables (definitions as in DESIGN.md, layouts of the EGR paper's Tables 1–3):
 
 * **refinement** — per target and over all decoys (target ``(all)``, pooled over decoys, not a mean of
   per-target means), per method: decoys scored ``n``, mean ΔDockQ, ΔiRMSD, ΔLRMSD, ΔFnat,
-  FI-DockQ = % of decoys whose DockQ went up (Δ > 0 strictly, on the stored values), API-DockQ = mean
-  of Δ/DockQ_decoy over those improved decoys, in % (decoys with DockQ_decoy = 0 have no relative
-  change and are left out of it), mean seconds per decoy.
+  FI-DockQ = % of decoys whose DockQ improved by more than :data:`DOCKQ_TOLERANCE` (0.001, DockQ's printed
+  precision: a smaller Δ is not a change DockQ resolves), API-DockQ = mean of Δ/DockQ_decoy over those
+  improved decoys, in % (decoys with DockQ_decoy = 0 have no relative change and are left out of it),
+  mean seconds per decoy.
 * **qa** — per target, per ranker: Top-1 and Top-N hit a/b/c (``top1_<class>``: 1 when the decoy ranked
   first is acceptable / medium / high, DockQ ≥ 0.23 / 0.49 / 0.80; ``hits_<class>``: decoys of the class
   among the N ranked first, N = 10 by default), ranking loss (best DockQ of the target's decoys − DockQ
@@ -65,6 +66,10 @@ from egr.io import atomic_write_text
 
 CAPRI_CLASSES = {"acceptable": 0.23, "medium": 0.49, "high": 0.80}  # DockQ lower bounds
 DELTA_METRICS = ("dockq", "irmsd", "lrmsd", "fnat")
+# A ΔDockQ counts as a change only beyond this: DockQ v2 prints its scores to 3 decimals, and a refiner that
+# moves DockQ by less has not changed the model in any way DockQ reports. Used for FI-DockQ, API-DockQ,
+# n_improved and the report's colours.
+DOCKQ_TOLERANCE = 1e-3
 OVERALL = "(all)"  # target label of the pooled rows; not a valid sanitised decoy ID (parentheses)
 DEFAULT_SCORES = ("pred_dockq",)  # EGR's own ranker; may be absent from older runs' summaries
 METHOD_LABELS = {"decoy": "Decoy", "egr": "EGR", "openmm": "OpenMM relax", "modeller": "Modeller",
@@ -219,6 +224,13 @@ def method_deltas(frame: pd.DataFrame, method: str) -> pd.DataFrame:
     return out
 
 
+def dockq_improved(delta: pd.Series | float) -> pd.Series | bool:
+    """True where ΔDockQ is an improvement: more than :data:`DOCKQ_TOLERANCE` (False for NaN). Compared at
+    summary.tsv's 4 decimals, so a Δ recomputed from two columns (0.4001 − 0.3991 = 0.0010000000000000009)
+    does not pass the tolerance on float error alone."""
+    return np.round(delta, 4) > DOCKQ_TOLERANCE
+
+
 def refinement_table(frame: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFrame:
     """Paper Table 1 per target and pooled (target :data:`OVERALL`); one row per (target, method)."""
     columns = ["target", "method", "n", "n_improved", "delta_dockq", "delta_irmsd", "delta_lrmsd", "delta_fnat",
@@ -228,7 +240,7 @@ def refinement_table(frame: pd.DataFrame, methods: tuple[str, ...]) -> pd.DataFr
     long = pd.concat([method_deltas(frame, m) for m in methods], ignore_index=True)
     delta = long["delta_dockq"]
     scored = delta.notna()
-    long["improved"] = (delta > 0).astype(float).where(scored)
+    long["improved"] = dockq_improved(delta).astype(float).where(scored)
     relative = delta / long["dockq_before"].where(long["dockq_before"] > 0)
     long["relative"] = relative.where(long["improved"] == 1.0)
     aggregations = {
@@ -625,7 +637,8 @@ def to_markdown(evaluation: Evaluation, title: str = "EGR evaluation") -> str:
              f"Decoys: {counts['ok']} ok, {counts['skipped']} skipped (earlier run), {counts['failed']} failed. "
              f"Methods compared with the decoy: {methods}. An empty cell is a value that could not be computed.", ""]
     parts += ["## Refinement", "",
-              "Δ = refined − decoy, mean over decoys with both scores. FI-DockQ: % of decoys whose DockQ improved. "
+              "Δ = refined − decoy, mean over decoys with both scores. FI-DockQ: % of decoys whose DockQ improved "
+              f"by more than {DOCKQ_TOLERANCE:g} (DockQ's printed precision). "
               "API-DockQ: mean relative DockQ improvement (Δ / DockQ of the decoy) over the improved decoys, %.", ""]
     parts += [_markdown_table(REFINEMENT_HEADERS, refinement_rows(evaluation)) if len(evaluation.refinement)
               else "No refinement scores.", ""]

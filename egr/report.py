@@ -14,7 +14,8 @@ files side by side in one folder, as Nextflow stages them, work too) and writes 
   plus ``egr_software_mqc_versions.yml``.
   The DockQ files are written only when the run has DockQ scores. With MultiQC installed (the
   optional extra ``report``), ``egr report`` also builds ``multiqc/multiqc_report.html`` from them,
-  offline (``--no-version-check``) with ``assets/multiqc_config.yml`` where that file is found.
+  offline (``--no-version-check``) with ``assets/multiqc_config.yml`` where that file is found and a
+  subtitle naming what ran (:func:`multiqc_subtitle`).
 * ``report.html``: one file, no external requests (inline CSS, inline SVG drawn here, a little inline
   JS for sorting, filtering and the per-residue tracks). Sections: run summary and versions,
   refinement (ΔDockQ per method, decoy vs refined DockQ, the paper's Table 1 layout), per-decoy table
@@ -61,10 +62,12 @@ from egr import __version__
 from egr.evaluate import (
     AGREEMENT_HEADERS,
     CAPRI_CLASSES,
+    DOCKQ_TOLERANCE,
     REFERENCE_RANKERS,
     REFINEMENT_HEADERS,
     Evaluation,
     agreement_rows,
+    dockq_improved,
     evaluate_frame,
     method_deltas,
     method_label,
@@ -83,6 +86,10 @@ ONE_LETTER = {"ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN":
               "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
               "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V"}
 DEFAULT_MULTIQC_CONFIG = Path(__file__).resolve().parents[1] / "assets" / "multiqc_config.yml"
+# Half-width the ΔDockQ axis never goes below: scaled to changes of DockQ's rounding size (0.001), an axis
+# would blow noise up into what looks like an effect.
+MIN_DELTA_REACH = 0.05
+IMPROVED = f"improved by more than {DOCKQ_TOLERANCE:g}"  # what FI-DockQ and the colours count (egr.evaluate)
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,26 @@ def _decoy_columns(run: RunData) -> list[tuple[str, dict]]:
             if column in summary and summary[column].astype(str).ne("").any()]
 
 
+def comparison_refiners(summary: pd.DataFrame) -> tuple[str, ...]:
+    """The comparison refiners that ran: those that produced a structure (``status_<m>`` ok) for at least
+    one decoy; one asked for but skipped everywhere (not installed) did not run."""
+    return tuple(column.removeprefix("status_") for column in summary.columns
+                 if column.startswith("status_") and summary[column].eq("ok").any())
+
+
+def methods_ran(summary: pd.DataFrame) -> str:
+    """What refined the decoys, in words: EGR alone, or EGR and the comparison refiners that ran."""
+    refiners = comparison_refiners(summary)
+    if not refiners:
+        return "EGR only (no comparison refiner ran)"
+    return f"EGR compared with {', '.join(map(method_label, refiners))}"
+
+
+def multiqc_subtitle(run: RunData) -> str:
+    """The MultiQC report's subtitle: the config's says nothing about the run, this one names what ran."""
+    return f"EGR refinement and quality assessment: {methods_ran(run.summary)}"
+
+
 def multiqc_contents(run: RunData) -> dict[str, str]:
     """File name → text of every MultiQC file of this run."""
     summary, evaluation = run.summary, run.evaluation
@@ -313,8 +340,10 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
     rows = [[decoy, *(_tsv_value(summary[c].iloc[i]) for c, _ in columns)] for i, decoy in enumerate(ids)]
     files["egr_decoys_mqc.tsv"] = _mqc_tsv({
         "id": "egr_decoys", "section_name": "EGR: per-decoy results",
-        "description": "One row per decoy: status, EGR's predicted quality and, where a native was given, DockQ "
-                       "before and after each refiner (Δ = refined − decoy). Empty = not computable.",
+        # the first section: it says what ran also where MultiQC runs without `egr report` (Nextflow)
+        "description": f"{methods_ran(summary)}. One row per decoy: status, EGR's predicted quality and, where a "
+                       "native was given, DockQ before and after each method (Δ = refined − decoy). Empty = not "
+                       "computable.",
         "plot_type": "table",
         "pconfig": {"id": "egr_decoys_table", "title": "EGR: per-decoy results", "col1_header": "Decoy"},
         "headers": {c: h for c, h in columns},
@@ -330,7 +359,7 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
         files["egr_delta_dockq_mqc.yaml"] = _json({
             "id": "egr_delta_dockq", "section_name": "EGR: ΔDockQ per method",
             "description": "DockQ after refinement − DockQ of the decoy, per decoy and refinement method "
-                           "(above 0 = improved).",
+                           f"(above +{DOCKQ_TOLERANCE:g} = improved; DockQ prints 3 decimals).",
             "plot_type": "bargraph",
             "pconfig": {"id": "egr_delta_dockq_plot", "title": "EGR: ΔDockQ per method", "ylab": "ΔDockQ",
                         "stacking": "group", "hide_zero_cats": False, "sort_samples": False, "tt_decimals": 4,
@@ -374,7 +403,8 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
                    "delta_irmsd": {"title": "ΔiRMSD", **signed, "scale": "RdBu-rev"},  # lower is better
                    "delta_lrmsd": {"title": "ΔLRMSD", **signed, "scale": "RdBu-rev"},
                    "delta_fnat": {"title": "ΔFnat", **signed},
-                   "fi_dockq": {"title": "FI-DockQ", "description": "% of decoys whose DockQ improved", "suffix": "%",
+                   "fi_dockq": {"title": "FI-DockQ", "description": f"% of decoys whose DockQ {IMPROVED}",
+                                "suffix": "%",
                                 "min": 0, "max": 100, "format": "{:,.2f}", "scale": "Greens"},
                    "api_dockq": {"title": "API-DockQ",
                                  "description": "Mean relative DockQ improvement of the improved decoys",
@@ -386,7 +416,7 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
         files["egr_refinement_mqc.tsv"] = _mqc_tsv({
             "id": "egr_refinement", "section_name": "EGR: refinement per target",
             "description": "Mean Δ (refined − decoy) per target and over all decoys ((all)); FI-DockQ = % of decoys "
-                           "improved; API-DockQ = mean relative DockQ improvement of the improved decoys.",
+                           f"whose DockQ {IMPROVED}; API-DockQ = mean relative DockQ improvement of those decoys.",
             "plot_type": "table",
             "pconfig": {"id": "egr_refinement_table", "title": "EGR: refinement per target",
                         "col1_header": "Target · method"},
@@ -467,9 +497,10 @@ def write_multiqc_files(run: RunData, outdir: Path) -> list[Path]:
     return paths
 
 
-def run_multiqc(files: list[Path], outdir: Path,
-                config: Path | None = DEFAULT_MULTIQC_CONFIG) -> tuple[Path | None, str]:
-    """Build ``outdir/multiqc/multiqc_report.html`` from ``files`` when MultiQC is installed.
+def run_multiqc(files: list[Path], outdir: Path, config: Path | None = DEFAULT_MULTIQC_CONFIG,
+                subtitle: str | None = None) -> tuple[Path | None, str]:
+    """Build ``outdir/multiqc/multiqc_report.html`` from ``files`` when MultiQC is installed; ``subtitle``
+    (:func:`multiqc_subtitle`) replaces the config's run-independent one.
 
     MultiQC runs in its own process: it keeps module-level state and logging of its own. Returns the
     report path (None when skipped or failed) and a one-line note."""
@@ -480,6 +511,8 @@ def run_multiqc(files: list[Path], outdir: Path,
                "--filename", "multiqc_report.html"]
     if config is not None and Path(config).is_file():
         command += ["--config", str(config)]
+    if subtitle is not None:
+        command += ["--cl-config", f"subtitle: {json.dumps(subtitle)}"]  # a JSON string is a YAML string
     command += [str(f) for f in files]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     report = target / "multiqc_report.html"
@@ -995,7 +1028,8 @@ def _delta_cell(value: object, digits: int = 4) -> str:
     number = _finite(value)
     if number is None:
         return '<td class="num"></td>'
-    klass = "d-up" if number > 0 else "d-down" if number < 0 else "d-zero"
+    # a worsening beyond the tolerance is an improvement of −Δ
+    klass = "d-up" if dockq_improved(number) else "d-down" if dockq_improved(-number) else "d-zero"
     # rounding, then + 0.0, turns -0.0 and -0.00001 into 0.0: no "−0.0000" for an unchanged decoy
     return _num_cell(number, klass=klass, text=f"{round(number, digits) + 0.0:+.{digits}f}".replace("-", "−"))
 
@@ -1053,8 +1087,9 @@ def _overview(run: RunData) -> str:
 def _refinement_section(run: RunData) -> str:
     evaluation, summary = run.evaluation, run.summary
     intro = ('<h2>Refinement</h2><p class="lead">DockQ of each refined structure against the native, compared with the '
-             'input decoy: Δ = refined − decoy. FI-DockQ = share of decoys whose DockQ improved; API-DockQ = mean '
-             'relative improvement of those decoys. Empty cells could not be computed.</p>')
+             f'input decoy: Δ = refined − decoy. FI-DockQ = share of decoys whose DockQ {IMPROVED} (DockQ\'s '
+             'printed precision; smaller changes are grey, not green or red); API-DockQ = mean relative improvement '
+             'of those decoys. Empty cells could not be computed.</p>')
     if not len(evaluation.refinement):
         return (f'<section id="refinement" class="lazy">{intro}<p class="empty">No DockQ scores in this run: give '
                 'native structures (samplesheet column <code>native</code> or <code>--natives</code>) to compare '
@@ -1063,7 +1098,7 @@ def _refinement_section(run: RunData) -> str:
     deltas = {m: method_deltas(summary, m) for m in evaluation.methods}
     finite = np.concatenate([d["delta_dockq"].to_numpy(dtype=float) for d in deltas.values()])
     finite = finite[np.isfinite(finite)]
-    reach = max(float(np.abs(finite).max()) * 1.08 if len(finite) else 0.0, 1e-3)
+    reach = max(float(np.abs(finite).max()) * 1.08 if len(finite) else 0.0, MIN_DELTA_REACH)
     overall = evaluation.refinement[evaluation.refinement["target"] == "(all)"].set_index("method")
     strip_rows, scatter = [], []
     for i, method in enumerate(evaluation.methods):
@@ -1084,7 +1119,8 @@ def _refinement_section(run: RunData) -> str:
         tables += (f'<details{" open" if len(per_target) <= 12 else ""}><summary>Per target '
                    f'({len(per_target)} rows)</summary>{_table(REFINEMENT_HEADERS, per_target, classes)}</details>')
     return (f'<section id="refinement" class="lazy">{intro}<div class="grid2">'
-            f'<figure><figcaption>ΔDockQ per method (box = middle half, ◇ = mean)</figcaption>'
+            f'<figure><figcaption>ΔDockQ per method (box = middle half, ◇ = mean; the axis fits the data but spans '
+            f'at least ±{MIN_DELTA_REACH:g}, so changes of DockQ\'s rounding size stay near zero)</figcaption>'
             f'{svg_strips(strip_rows, (-reach, reach), "ΔDockQ = refined − decoy", signed=True, zero_line=True)}'
             f'</figure>'
             f'<figure><figcaption>DockQ: decoy vs refined</figcaption><div class="legend">{legend}</div>'
@@ -1354,6 +1390,6 @@ def build_report(results_dir: Path | str, outdir: Path | str | None = None,
     files = write_multiqc_files(run, outdir)
     page = outdir / "report.html"
     atomic_write_text(page, render_html(run, page_data(run, outdir)))
-    report, note = (run_multiqc(files, outdir, multiqc_config) if multiqc
+    report, note = (run_multiqc(files, outdir, multiqc_config, multiqc_subtitle(run)) if multiqc
                     else (None, "MultiQC report not requested"))
     return ReportOutputs(page, tuple(files), report, note)

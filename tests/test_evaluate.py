@@ -23,7 +23,9 @@ import pytest
 from scipy.stats import spearmanr
 
 from egr.evaluate import (
+    DOCKQ_TOLERANCE,
     OVERALL,
+    dockq_improved,
     evaluate,
     evaluate_frame,
     parse_rankers,
@@ -189,16 +191,17 @@ def test_read_summary_types_columns(results: Path) -> None:
 def test_refinement_per_target_and_overall(results: Path) -> None:
     table = evaluate(results).refinement
     ak4 = _row(table, target="1AK4", method="egr")
-    # 1AK4: Δ = +0.0006, 0, -0.0011, +0.0111 (312w not scored) -> 2 of 4 improved
-    assert ak4["n"] == 4 and ak4["n_improved"] == 2
+    # 1AK4: Δ = +0.0006, 0, -0.0011, +0.0111 (312w not scored) -> 1 of 4 improved: +0.0006 is below DockQ's
+    # printed precision (0.001), so it is no improvement
+    assert ak4["n"] == 4 and ak4["n_improved"] == 1
     assert ak4["delta_dockq"] == pytest.approx((0.0006 + 0.0 - 0.0011 + 0.0111) / 4, abs=1e-9)
-    assert ak4["fi_dockq"] == pytest.approx(50.0)
-    assert ak4["api_dockq"] == pytest.approx(100 * (0.0006 / 0.0114 + 0.0111 / 0.5550) / 2, rel=1e-3)  # 3.63 %
+    assert ak4["fi_dockq"] == pytest.approx(25.0)
+    assert ak4["api_dockq"] == pytest.approx(100 * 0.0111 / 0.5550, rel=1e-3)  # 2.0 %
     assert ak4["delta_irmsd"] == pytest.approx((-0.1 + 0.2 - 0.3) / 3)  # mean over the 3 given, not /4
     x9a = _row(table, target="2X9A", method="egr")
     assert x9a["n"] == 1 and x9a["fi_dockq"] == 0.0 and math.isnan(x9a["api_dockq"])  # no improved decoy: empty
     overall = _row(table, target=OVERALL, method="egr")
-    assert overall["n"] == 5 and overall["fi_dockq"] == pytest.approx(40.0)
+    assert overall["n"] == 5 and overall["fi_dockq"] == pytest.approx(20.0)
     assert overall["delta_dockq"] == pytest.approx((0.0106 - 0.0063) / 5, abs=1e-9)
     assert overall["api_dockq"] == pytest.approx(ak4["api_dockq"])
     assert overall["seconds"] == pytest.approx(2.0)  # EGR's time is seconds_total without a seconds_egr column
@@ -217,7 +220,24 @@ def test_missing_scores_stay_empty_never_zero(results: Path) -> None:
 def test_delta_recomputed_when_the_column_is_absent(results: Path) -> None:
     frame = read_summary(results).drop(columns=["delta_dockq_egr"])
     recomputed = _row(evaluate_frame(frame).refinement, target="1AK4", method="egr")
-    assert recomputed["fi_dockq"] == pytest.approx(50.0) and recomputed["n"] == 4
+    assert recomputed["fi_dockq"] == pytest.approx(25.0) and recomputed["n"] == 4
+
+
+def test_improved_means_more_than_dockq_precision() -> None:
+    """FI-DockQ counts a decoy only when DockQ rose by more than 0.001 (DockQ prints 3 decimals): +0.0001 and
+    exactly +0.001 are no improvement, +0.0011 is; a Δ recomputed from two columns is not pushed over by float
+    error (0.4001 − 0.3991 = 0.0010000000000000009)."""
+    assert DOCKQ_TOLERANCE == 1e-3
+    before = [0.5, 0.5, 0.5, 0.3991, 0.5]
+    after = [0.5001, 0.501, 0.5011, 0.4001, 0.4]
+    frame = typed_summary(pd.DataFrame({
+        "id": [f"d{i}" for i in range(5)], "status": "ok", "target": "T",
+        "dockq_decoy": [str(v) for v in before], "dockq_egr": [str(v) for v in after]}))
+    assert 0.4001 - 0.3991 > DOCKQ_TOLERANCE  # the float error the rounding guards against
+    row = _row(evaluate_frame(frame).refinement, target="T", method="egr")
+    assert row["n"] == 5 and row["n_improved"] == 1 and row["fi_dockq"] == pytest.approx(20.0)
+    assert row["api_dockq"] == pytest.approx(100 * 0.0011 / 0.5)
+    assert dockq_improved(pd.Series([np.nan, -0.002])).tolist() == [False, False]
 
 
 def test_hit_rates_and_ranking_loss_top3(results: Path) -> None:
@@ -309,9 +329,10 @@ def test_written_files(results: Path, tmp_path: Path) -> None:
     api = refinement[(refinement["target"] == "2X9A") & (refinement["metric"] == "api_dockq")]
     assert api["value"].tolist() == [""]  # not computable: empty, not 0
     fi = refinement[(refinement["target"] == "1AK4") & (refinement["metric"] == "fi_dockq")]
-    assert fi["value"].tolist() == ["50"]
+    assert fi["value"].tolist() == ["25"]
     text = md.read_text()
-    assert "## Refinement" in text and "| 1AK4 | EGR | 4 | +0.0027 |" in text and "50.00%" in text
+    assert "## Refinement" in text and "| 1AK4 | EGR | 4 | +0.0027 |" in text and "25.00%" in text
+    assert "improved by more than 0.001" in text
     assert "## QA: ranking loss" in text
 
 

@@ -1,16 +1,25 @@
-"""Refinement with the shipped weights on real decoys: physically sane output and the never-worse gate."""
+"""Refinement with the shipped weights on real decoys: physically sane output, the never-worse gate, each
+decoy's own timing and the interface column of ``<id>_plddt.csv``."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy import sparse
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
+from torch_geometric.data import Batch
 
 from egr.graph import covalent_flags, featurize, knn_edges
-from egr.refine import physical_problems, refine_bundles
+from egr.refine import physical_problems, predict_docking, refine_bundles, write_outputs
 from egr.structure import read_decoy
 from egr.surface import compute_surface
 from egr.weights import load_model
@@ -95,3 +104,46 @@ def test_gate_falls_back_to_the_input_or_keeps_the_refinement(model, bundles):
 def test_shipped_weights_are_trained_and_gated(model):
     _, info = model
     assert info.trained and info.gate_margin is not None and len(info.sha256) == 64
+
+
+def test_each_decoy_is_timed_alone_with_the_numbers_of_one_batched_pass(model, bundles):
+    """Each decoy's passes run on its own graph: its seconds are its own (not the batch's time split evenly)
+    and coordinates, pLDDT and predicted DockQ are those of one batched pass over all graphs."""
+    net, _ = model
+    began = time.perf_counter()
+    refined = refine_bundles(bundles, net, batch_size=8)  # ungated: the coordinates are the model's
+    wall = time.perf_counter() - began
+    batch = Batch.from_data_list([b.graph for b in bundles])
+    with torch.inference_mode():
+        pos, qa = net(batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
+    docking = predict_docking(net, [b.complex for b in bundles], [b.graph.x[:, -1].double().numpy() for b in bundles])
+    for i, (bundle, refinement) in enumerate(zip(bundles, refined)):
+        rows = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
+        np.testing.assert_allclose(refinement.coords, pos[rows].double().numpy(), atol=1e-5)
+        qa_node = bundle.graph.qa_node.numpy()
+        plddt = np.where(qa_node >= 0, qa[rows].double().numpy()[np.clip(qa_node, 0, None)], np.nan)
+        np.testing.assert_allclose(refinement.plddt, plddt, atol=1e-5)
+        # predicted DockQ is stored at 4 decimals: float noise may move the last one
+        assert refinement.docking.pred_dockq == pytest.approx(docking[i].pred_dockq, abs=1.01e-4)
+    seconds = [r.seconds for r in refined]
+    assert len(set(seconds)) == len(seconds) and 0 < sum(seconds) <= wall
+
+
+def test_plddt_csv_interface_column_is_the_input_decoys_8_angstrom_contact(model, bundles, tmp_path: Path):
+    """interface = 1 where a heavy atom of the residue is within 8 Å (inclusive) of another chain's heavy atom,
+    in the cleaned input decoy: brute force over all atom pairs; moving the refined chains apart changes nothing."""
+    net, info = model
+    bundle = bundles[0]
+    c = bundle.complex
+    distances = cdist(c.coords, c.coords)
+    other_chain = c.chain_index[:, None] != c.chain_index[None, :]
+    atom_flag = ((distances <= 8.0) & other_chain).any(axis=1)
+    expected = np.bincount(c.residue_index, weights=atom_flag, minlength=c.n_residues) > 0
+    assert 0 < expected.sum() < c.n_residues
+    refinement = refine_bundles([bundle], net)[0]
+    apart = c.coords + np.where(c.chain_index[:, None] == 0, 0.0, 100.0)  # refined chains 100 Å apart
+    write_outputs(bundle, replace(refinement, coords=apart), tmp_path, info, "cpu")
+    text = (tmp_path / bundle.decoy_id / f"{bundle.decoy_id}_plddt.csv").read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == c.n_residues
+    assert [int(r["interface"]) for r in rows] == expected.astype(int).tolist()

@@ -22,11 +22,14 @@ import numpy as np
 import pytest
 
 from egr.report import (
+    MIN_DELTA_REACH,
     Residues,
     build_report,
     encode_track,
     load_run,
+    methods_ran,
     multiqc_contents,
+    multiqc_subtitle,
     read_residues,
 )
 from egr.physics import interface_physics
@@ -230,6 +233,48 @@ def test_report_without_ranker_columns(tmp_path: Path) -> None:
     assert table["Contacts − 10×clashes"]["auc_acceptable"] == "" and table["Best possible"]["auc_acceptable"] == "1"
 
 
+def test_what_ran_is_named(tmp_path: Path) -> None:
+    """OpenMM asked for but skipped everywhere did not run: EGR only; once it refines a decoy, it is named."""
+    results = make_results(tmp_path / "results")
+    run = load_run(results)
+    assert methods_ran(run.summary) == "EGR only (no comparison refiner ran)"
+    assert multiqc_subtitle(run) == "EGR refinement and quality assessment: EGR only (no comparison refiner ran)"
+    config, _ = _tsv_header(multiqc_contents(run)["egr_decoys_mqc.tsv"])
+    assert config["description"].startswith("EGR only (no comparison refiner ran). ")  # also without `egr report`
+    summary = (results / "summary.tsv").read_text().replace("\tskipped\tOpenMM not installed", "\tok\t", 1)
+    (results / "summary.tsv").write_text(summary)
+    assert multiqc_subtitle(load_run(results)) == "EGR refinement and quality assessment: EGR compared with OpenMM relax"
+
+
+def _refinement_ticks(html: str) -> list[str]:
+    """Tick labels of the ΔDockQ strip plot (the first plot of the refinement section)."""
+    section = html[html.index('<section id="refinement"'):]
+    strips = section[:section.index("</svg>")]
+    return re.findall(r'class="tick" text-anchor="middle">([^<]*)</text>', strips)
+
+
+def test_delta_axis_and_colours_follow_dockq_precision(report: tuple[Path, Path], tmp_path: Path) -> None:
+    """Changes of a few thousandths sit on an axis of at least ±0.05 (not blown up to fill it); a large change
+    scales the axis; a Δ within DockQ's printed precision (0.001) is grey, beyond it green or red."""
+    _, outdir = report
+    html = (outdir / "report.html").read_text()
+    assert MIN_DELTA_REACH == 0.05
+    # Δ here: +0.0058, −0.0028, 0 -> the axis is the minimum ±0.05, ticks every 0.02
+    assert _refinement_ticks(html) == ["−0.04", "−0.02", "0.00", "+0.02", "+0.04"]
+    assert "at least ±0.05" in html and "improved by more than 0.001" in html
+    assert 'class="num d-up" data-v="0.0058"' in html and 'class="num d-down" data-v="-0.0028"' in html
+    results = make_results(tmp_path / "results")
+    summary = (results / "summary.tsv").read_text()
+    summary = summary.replace("0.8543\t0.8601\t0.0058", "0.5\t0.8\t0.3000")  # HDOCK: +0.3
+    summary = summary.replace("0.7463\t0.7463\t0.0000", "0.7463\t0.7469\t0.0006")  # 2X9A: +0.0006
+    (results / "summary.tsv").write_text(summary)
+    html = build_report(results, tmp_path / "out", multiqc=False).html.read_text()
+    assert _refinement_ticks(html) == ["−0.2", "0.0", "+0.2"]  # ±0.3 × 1.08: scaled to the data
+    assert 'class="num d-zero" data-v="0.0006"' in html and 'class="num d-up" data-v="0.3"' in html
+    # FI-DockQ: 1 of 3 scored decoys improved (+0.0006 is not an improvement)
+    assert "FI-DockQ 33.3% of 3 decoys" in html
+
+
 def test_multiqc_files_without_natives(tmp_path: Path) -> None:
     run = load_run(make_results(tmp_path / "results", with_natives=False))
     assert set(multiqc_contents(run)) == {"egr_decoys_mqc.tsv", "egr_plddt_mqc.yaml", "egr_software_mqc_versions.yml"}
@@ -249,6 +294,8 @@ def test_multiqc_builds_a_report(tmp_path: Path) -> None:
         assert section in html, f"MultiQC report lacks section {section}"
     data = json.loads((outputs.multiqc_report.parent / "multiqc_data" / "multiqc_data.json").read_text())
     assert data["config_title"].startswith("egr-nf")  # assets/multiqc_config.yml was used
+    # the config's run-independent subtitle is replaced by what ran (OpenMM was skipped everywhere)
+    assert data["config_subtitle"] == "EGR refinement and quality assessment: EGR only (no comparison refiner ran)"
 
 
 # ------------------------------------------------------------------------------------------------
