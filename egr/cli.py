@@ -1,4 +1,10 @@
-"""The ``egr`` command line: one subcommand per step, plus ``run`` that chains them."""
+"""The ``egr`` command line: one subcommand per step, plus ``run`` that chains them.
+
+Exit status, every command: 0 done (decoys ok or skipped), 1 a decoy or structure failed (one line
+per failure), 2 bad usage (click.UsageError / BadParameter: options, paths, samplesheet, device),
+reported before any work. Each command imports what it needs (torch, DockQ, pandas take seconds to
+load) after click has checked its arguments, so ``egr --help`` and usage errors come at once.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,42 @@ NO_GATE = click.option("--no-gate", is_flag=True,
                        help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
 
 
+def _comma_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    """Callback: a comma-separated option value as a tuple of its non-empty, stripped items."""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback: a torch device that exists here. cpu always does; any other device is checked with
+    torch, which the command will load anyway to run on it."""
+    if value != "cpu":
+        from egr.weights import DeviceError, check_device
+
+        try:
+            check_device(value)
+        except DeviceError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _weights(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Callback: weights with their JSON sidecar, checked before torch loads."""
+    if value is not None:
+        from egr.weights import read_model_info
+
+        try:
+            read_model_info(value)
+        except (OSError, ValueError, KeyError) as exc:
+            raise click.BadParameter(str(exc)) from None
+    return value
+
+
+DEVICE = click.option("--device", default="cpu", show_default=True, callback=_device,
+                      help="torch device: cpu, cuda, cuda:1, mps.")
+WEIGHTS = click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), callback=_weights,
+                       help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", message="%(version)s")
 def main() -> None:
@@ -27,13 +69,8 @@ def main() -> None:
     keep_freed_memory()
 
 
-def _fail(message: str) -> None:
-    click.echo(f"egr: error: {message}", err=True)
-    sys.exit(1)
-
-
 @main.command()
-@click.argument("decoy", type=click.Path(path_type=Path))
+@click.argument("decoy", type=click.Path(path_type=Path, exists=True))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True, help="Output folder; files go to OUTDIR/<id>/.")
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
 @click.option("--ca-only-ok", is_flag=True, help="Accept Cα-only traces (for the Cα graph).")
@@ -42,7 +79,6 @@ def _fail(message: str) -> None:
                    "lists the decoy in its summary instead of losing it.")
 def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, keep_going: bool) -> None:
     """Validate and clean DECOY (PDB/mmCIF, optionally .gz): writes <id>_clean.pdb and <id>_ingest.json."""
-    from egr import __version__
     from egr.io import atomic_write_json
     from egr.pipeline import decoy_dir, ingest_step
     from egr.structure import IngestError, sanitize_id
@@ -52,7 +88,7 @@ def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, ke
         _, record = ingest_step(decoy, outdir, decoy_id, ca_only_ok=ca_only_ok)
     except IngestError as exc:
         if not keep_going:
-            _fail(str(exc))
+            raise click.ClickException(str(exc)) from None
         click.echo(f"egr: failed: {exc}", err=True)
         failure = {"id": decoy_id, "status": "failed", "reason": exc.reason, "input": str(decoy), "egr_version": __version__}
         atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", failure)
@@ -62,7 +98,7 @@ def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, ke
 
 
 @main.command()
-@click.argument("clean_pdb", type=click.Path(path_type=Path))
+@click.argument("clean_pdb", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
 @click.option("--backend", type=SURFACE_BACKENDS, default="auto", show_default=True,
@@ -78,14 +114,14 @@ def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, m
         complex_, _ = read_decoy(clean_pdb)
         result = surface_step(complex_, outdir, decoy_id, PrepOptions(backend, str(msms) if msms else None))
     except (IngestError, RuntimeError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
     for warning in result.warnings:
         click.echo(f"egr: warning: {clean_pdb}: {warning}", err=True)
 
 
 @main.command()
-@click.argument("clean_pdb", type=click.Path(path_type=Path))
-@click.option("--surface", "surface_file", type=click.Path(path_type=Path), required=True,
+@click.argument("clean_pdb", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--surface", "surface_file", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
               help="<id>_surface.npz from `egr surface`.")
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
@@ -100,14 +136,14 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
         complex_, _ = read_decoy(clean_pdb, ca_only_ok=ca_graph)
         featurize_step(complex_, load_surface(surface_file), outdir, decoy_id, PrepOptions(ca_graph=ca_graph))
     except (IngestError, OSError, ValueError) as exc:
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
-@click.argument("graphs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("graphs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
-@click.option("--weights", type=click.Path(path_type=Path), help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
-@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1, ...")
+@WEIGHTS
+@DEVICE
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Graphs per forward pass.")
 @NO_GATE
 def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
@@ -118,28 +154,31 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
     from egr.weights import load_model
 
     try:
-        model, info = load_model(weights, device, gate=not no_gate)
         bundles = [load_graph(g) for g in graphs]
     except (OSError, ValueError, RuntimeError) as exc:
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
+    model, info = load_model(weights, device, gate=not no_gate)
     for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
         write_outputs(bundle, refinement, outdir, info, device)
 
 
-@main.command()
-@click.option("--decoys", help="Glob of decoy files, quoted: 'dir/*.pdb'.")
-@click.option("--input", "samplesheet", type=click.Path(path_type=Path), help="Samplesheet CSV: id,decoy[,native].")
+# extra arguments are allowed through to `run` only to tell an unquoted --decoys pattern that the shell
+# expanded into many files (click would say "unexpected extra arguments" and no more)
+@main.command(context_settings={"allow_extra_args": True})
+@click.option("--decoys", help="Glob of decoy files, quoted: 'dir/*.pdb' (or one file's path).")
+@click.option("--input", "samplesheet", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Samplesheet CSV with the columns id,decoy[,native] (instead of --decoys).")
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the CPU steps.")
 @click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
 @click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
-@click.option("--weights", type=click.Path(path_type=Path), help="EGR weights; default: the shipped model.")
-@click.option("--device", default="cpu", show_default=True)
+@WEIGHTS
+@DEVICE
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--ca-graph", is_flag=True, help="Use the Cα graph (needs Cα weights).")
 @click.option("--natives", type=click.Path(path_type=Path, file_okay=False),
               help="Folder of natives, matched by name: the native named like the decoy ID or its longest prefix.")
-@click.option("--refiners", default="egr", show_default=True,
+@click.option("--refiners", default="egr", show_default=True, callback=_comma_list,
               help="Comma-separated: egr plus any of openmm, modeller, galaxy (absent programs are skipped).")
 @click.option("--no-resume", is_flag=True, help="Redo decoys whose outputs are already complete.")
 @click.option("--no-intermediates", is_flag=True, help="Do not keep the surface and graph files.")
@@ -147,40 +186,36 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content but do not run MultiQC.")
 @NO_GATE
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int, surface_backend: str,
-        msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool, natives: Path | None,
-        refiners: str, no_resume: bool, no_intermediates: bool, no_report: bool, no_multiqc: bool,
-        no_gate: bool, quiet: bool) -> None:
+@click.pass_context
+def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int,
+        surface_backend: str, msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool,
+        natives: Path | None, refiners: tuple[str, ...], no_resume: bool, no_intermediates: bool, no_report: bool,
+        no_multiqc: bool, no_gate: bool, quiet: bool) -> None:
     """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
 
-    Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage.
+    Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage,
+    such as a --decoys pattern or path that matches no file.
     """
+    if ctx.args:
+        hint = (" --decoys takes one pattern: quote it (--decoys 'dir/*.pdb') so that the shell does not expand it"
+                if decoys is not None else "")
+        raise click.UsageError(f"{len(ctx.args)} unexpected extra argument(s), {ctx.args[0]!r} first;{hint}")
     from egr.pipeline import PrepOptions
     from egr.runner import InputError, RunOptions, collect_inputs
     from egr.runner import run as run_all
 
-    try:
-        inputs = collect_inputs(decoys, samplesheet)
-    except InputError as exc:
-        click.echo(f"egr: error: {exc}", err=True)
-        sys.exit(2)
     prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
-    if workers > 1:
-        import torch
-
-        # the pool's processes keep the cores busy; a multi-threaded forward pass would then spin-wait
-        # (measured 3× slower with 2 threads than with 1 on a busy 2-core machine)
-        torch.set_num_threads(1)
-    methods = tuple(m.strip() for m in refiners.split(",") if m.strip())
-    options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives, methods,
-                         not no_report, not no_multiqc, not no_gate)
     try:
-        rows = run_all(inputs, options)
+        options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives,
+                             refiners, not no_report, not no_multiqc, not no_gate)
     except InputError as exc:
-        click.echo(f"egr: error: {exc}", err=True)
-        sys.exit(2)
+        raise click.BadParameter(str(exc), param_hint="'--refiners'") from None
+    try:
+        rows = run_all(collect_inputs(decoys, samplesheet), options)
+    except InputError as exc:
+        raise click.UsageError(str(exc)) from None
     except (OSError, ValueError, RuntimeError) as exc:
-        _fail(str(exc))
+        raise click.ClickException(str(exc)) from None
     failed = [r for r in rows if r["status"] == "failed"]
     counts = {s: sum(r["status"] == s for r in rows) for s in ("ok", "skipped", "failed")}
     click.echo(f"egr: {counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed -> {outdir}/summary.tsv",
@@ -191,22 +226,51 @@ def run(decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int
 
 
 @main.command()
-@click.argument("model", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("models", metavar="MODEL...", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("native", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object to stdout.")
-def score(model: Path, native: Path, as_json: bool) -> None:
-    """DockQ, Fnat, fnonnat, iRMSD, LRMSD per interface and overall, and LDDT-Cα, of MODEL against NATIVE."""
-    from egr.metrics import ScoringError, score_command
+@click.option("--mapping", metavar="MODEL:NATIVE",
+              help="Fix the chain mapping, written as DockQ does (e.g. AH:HA: model A on native H, H on A); "
+                   "default: the best one DockQ's search finds.")
+@click.option("--outdir", type=click.Path(path_type=Path),
+              help="Score every MODEL, the structures of decoy --id named as egr run names them (<id>_clean.pdb, "
+                   "<id>_refined.pdb, <id>_<refiner>.pdb), all under the decoy's best chain mapping, into "
+                   "OUTDIR/<id>/<id>_<method>_dockq.json.")
+@click.option("--id", "decoy_id", help="The decoy ID of the MODELs (with --outdir).")
+def score(models: tuple[Path, ...], native: Path, as_json: bool, mapping: str | None, outdir: Path | None,
+          decoy_id: str | None) -> None:
+    """DockQ, Fnat, fnonnat, iRMSD, LRMSD per interface and overall, and LDDT-Cα, of MODEL against NATIVE.
 
-    try:
-        score_command(model, native, as_json)
-    except ScoringError as exc:
-        _fail(f"{model}: {exc}")
+    With --outdir, of each structure of one decoy (what egr run and the Nextflow pipeline do).
+    """
+    if outdir is None:
+        if len(models) != 1:
+            raise click.UsageError("give one MODEL, or the structures of one decoy with --outdir and --id")
+        from egr.metrics import ScoringError, score_command
+
+        try:
+            score_command(models[0], native, as_json, mapping)
+        except ScoringError as exc:
+            raise click.ClickException(f"{models[0]}: {exc}") from None
+        return
+    if decoy_id is None or as_json or mapping:
+        raise click.UsageError("--outdir needs --id and takes neither --json nor --mapping (the decoy's is used)")
+    from egr.compare import method_of, score_decoy
+    from egr.pipeline import decoy_dir
+
+    structures = {method_of(decoy_id, model): model for model in models}
+    if None in structures:
+        raise click.UsageError(f"{structures[None]}: not named like a structure of decoy {decoy_id} "
+                               f"({decoy_id}_clean.pdb, {decoy_id}_refined.pdb or {decoy_id}_<refiner>.pdb)")
+    for method, report in score_decoy(decoy_id, structures, native, decoy_dir(outdir, decoy_id)).items():
+        if "error" in report:  # the file says so too; summary.tsv shows it in score_notes
+            click.echo(f"egr: warning: {decoy_id} {method}: {report['error']}", err=True)
 
 
 @main.command()
 @click.argument("method", type=click.Choice(["openmm", "modeller", "galaxy"]))
-@click.argument("decoy", type=click.Path(path_type=Path))
+@click.argument("decoy", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
 def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> None:
@@ -222,108 +286,140 @@ def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> No
     sys.exit(1 if result.status == "failed" else 0)
 
 
-def _score_columns(value: str) -> tuple[str, ...]:
-    return tuple(c.strip() for c in value.split(",") if c.strip())
+def _no_decoys(results: Path, staged: bool) -> str | None:
+    """Why the results folder has nothing to evaluate or report, or None. With ``staged``, per-decoy
+    ``<id>_scores.json`` files (as a Nextflow run stages them) stand in for a missing summary.tsv."""
+    summary = results / "summary.tsv"
+    if summary.is_file():
+        with summary.open() as handle:
+            next(handle, None)  # the header
+            return None if next(handle, None) else f"no decoys in {summary}"
+    if staged and next(results.rglob("*_scores.json"), None) is not None:
+        return None
+    return f"no summary.tsv{' and no decoys (<id>_scores.json)' if staged else ''} in {results}"
 
 
 @main.command()
 @click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), help="Output folder (default: RESULTS).")
-@click.option("--score-columns", default="", help="More QA score columns to rank by, comma-separated; NAME:lower "
-              "for scores where lower is better.")
+@click.option("--score-columns", default="", callback=_comma_list,
+              help="More QA score columns to rank by, comma-separated; NAME:lower for scores where lower is better.")
 @click.option("--top-n", type=click.IntRange(min=1), default=10, show_default=True, help="N of the Top-N hit rates.")
-def evaluate(results: Path, outdir: Path | None, score_columns: str, top_n: int) -> None:
+def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int) -> None:
     """Refinement (ΔDockQ, FI-DockQ, API-DockQ, …) and QA ranking (Top-N hit rates, ranking loss) tables of
     a finished results folder: writes evaluation.tsv and evaluation.md, and summary.tsv where the folder
     has none (built from its per-decoy files, as a Nextflow run stages them)."""
+    reason = _no_decoys(results, staged=True)
+    if reason:
+        raise click.BadParameter(reason, param_hint="'RESULTS'")
     from egr.evaluate import evaluate as evaluate_run
     from egr.evaluate import write_evaluation
     from egr.summary import summarize, write_summary
 
     outdir = outdir or results
+    summary = results / "summary.tsv"
     try:
-        summary = results / "summary.tsv"
         if not summary.is_file():
             write_summary(summary, summarize(results))
+        evaluation = evaluate_run(results, score_columns, top_n)
         if outdir.resolve() != results.resolve():
             outdir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(summary, outdir / "summary.tsv")
-        for path in write_evaluation(evaluate_run(results, _score_columns(score_columns), top_n), outdir):
-            click.echo(f"egr: wrote {path}", err=True)
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(str(exc))
+        paths = write_evaluation(evaluation, outdir)
+    except ValueError as exc:  # --score-columns or --top-n that this summary cannot take
+        raise click.UsageError(str(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in paths:
+        click.echo(f"egr: wrote {path}", err=True)
 
 
 @main.command()
 @click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), help="Output folder (default: RESULTS).")
-@click.option("--score-columns", default="", help="More QA score columns to rank by (as for evaluate).")
+@click.option("--score-columns", default="", callback=_comma_list,
+              help="More QA score columns to rank by (as for evaluate).")
 @click.option("--top-n", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content only, do not run MultiQC.")
 @click.option("--multiqc-config", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="MultiQC config (default: assets/multiqc_config.yml of this project).")
-def report(results: Path, outdir: Path | None, score_columns: str, top_n: int, no_multiqc: bool,
+def report(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int, no_multiqc: bool,
            multiqc_config: Path | None) -> None:
     """report.html (one self-contained file) and MultiQC custom content (*_mqc.tsv|yaml) of a results folder."""
+    reason = _no_decoys(results, staged=False)
+    if reason:
+        raise click.BadParameter(reason, param_hint="'RESULTS'")
     from egr.report import DEFAULT_MULTIQC_CONFIG, build_report
 
     try:
-        outputs = build_report(results, outdir, _score_columns(score_columns), top_n, not no_multiqc,
+        outputs = build_report(results, outdir, score_columns, top_n, not no_multiqc,
                                multiqc_config or DEFAULT_MULTIQC_CONFIG)
-    except (OSError, ValueError, KeyError) as exc:
-        _fail(str(exc))
+    except ValueError as exc:  # --score-columns or --top-n that this summary cannot take
+        raise click.UsageError(str(exc)) from None
+    except (OSError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"egr: wrote {outputs.html}", err=True)
     if outputs.note:
         click.echo(f"egr: {outputs.note}", err=True)
 
 
-def _sets(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
 DATA_SETS = "bm5,dips,haddock,dockq_examples"
+
+
+def _fractions(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, ...]:
+    """Callback: comma-separated numbers."""
+    try:
+        return tuple(float(item) for item in _comma_list(ctx, param, value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected numbers such as 0.7,0.15,0.15") from None
 
 
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
               help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
-@click.option("--sets", default=DATA_SETS, show_default=True, help="Comma-separated sets under --data.")
+@click.option("--sets", default=DATA_SETS, show_default=True, callback=_comma_list,
+              help="Comma-separated sets under --data.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="splits.tsv to write.")
-@click.option("--fractions", default="0.7,0.15,0.15", show_default=True, help="train,val,test fractions of targets.")
+@click.option("--fractions", default="0.7,0.15,0.15", show_default=True, callback=_fractions,
+              help="train,val,test fractions of targets.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--min-seq-id", type=float, default=0.3, show_default=True)
 @click.option("--coverage", type=float, default=0.5, show_default=True)
 @click.option("--mmseqs", default="mmseqs", show_default=True, help="MMseqs2 executable.")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
-def split(data: Path, sets: str, out: Path, fractions: str, seed: int, min_seq_id: float, coverage: float,
-          mmseqs: str, threads: int) -> None:
+def split(data: Path, sets: tuple[str, ...], out: Path, fractions: tuple[float, ...], seed: int, min_seq_id: float,
+          coverage: float, mmseqs: str, threads: int) -> None:
     """Split targets into train/val/test with MMseqs2 clusters (no cluster spans two splits): writes splits.tsv."""
     from egr.split import SplitError, make_splits, split_summary, write_splits
 
     try:
-        rows = make_splits(data, _sets(sets), tuple(float(f) for f in fractions.split(",")), seed, min_seq_id,
-                           coverage, mmseqs, threads)
-    except (SplitError, OSError, ValueError) as exc:
-        _fail(str(exc))
+        rows = make_splits(data, sets, fractions, seed, min_seq_id, coverage, mmseqs, threads)
+    except ValueError as exc:  # fractions that do not make three splits
+        raise click.BadParameter(str(exc), param_hint="'--fractions'") from None
+    except (SplitError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     write_splits(rows, out)
     click.echo(f"egr: wrote {out}: {split_summary(rows)}", err=True)
 
 
 @main.command("prepare-training")
 @click.option("--data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
-@click.option("--sets", default=DATA_SETS, show_default=True)
+@click.option("--sets", default=DATA_SETS, show_default=True, callback=_comma_list)
 @click.option("--cache", type=click.Path(path_type=Path), required=True, help="Folder for the prepared graphs.")
 @click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
-def prepare_training(data: Path, sets: str, cache: Path, surface_backend: str, workers: int) -> None:
-    """Graphs with per-atom native targets and per-residue LDDT-Cα labels for every decoy/native pair."""
+def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_backend: str, workers: int) -> None:
+    """Graphs with per-atom native targets and per-residue LDDT-Cα labels for every decoy/native pair.
+
+    Exit status 1 when any pair failed (the others are prepared)."""
     from egr.dataset import prepare
 
-    rows, failures = prepare(data, _sets(sets), cache, surface_backend, workers,
+    rows, failures = prepare(data, sets, cache, surface_backend, workers,
                              progress=lambda line: click.echo(line, err=True))
     for reason in failures:
         click.echo(f"egr: failed: {reason}", err=True)
     click.echo(f"egr: {len(rows)} decoys prepared in {cache}, {len(failures)} failed", err=True)
+    sys.exit(1 if failures else 0)
 
 
 @main.command()
@@ -353,7 +449,7 @@ def prepare_training(data: Path, sets: str, cache: Path, surface_backend: str, w
 @click.option("--groups-per-base", type=click.IntRange(min=1), default=2, show_default=True,
               help="Docking steps per sampled base and epoch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
 def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidden: int, layers: int, heads: int,
@@ -377,14 +473,15 @@ def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidde
 
 
 @main.command("evaluate-model")
-@click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
+@click.option("--weights", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              callback=_weights)
 @click.option("--cache", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
 @click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True)
 @click.option("--split", "split_name", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--calibrate-gate", is_flag=True, help="Fit the never-worse gate's margin here and store it in the weights' JSON.")
 @click.option("--margin", type=float, help="Gate margin to apply (default: the weights' own).")
-@click.option("--device", default="cpu", show_default=True)
+@DEVICE
 def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, outdir: Path, calibrate_gate: bool,
                    margin: float | None, device: str) -> None:
     """Refine every decoy of a split with WEIGHTS and score it (RMSD, ΔDockQ, QA correlation, the gate)."""
@@ -401,19 +498,19 @@ def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, ou
               help="splits.tsv (egr split) naming each target's split.")
 @click.option("--outdir", type=click.Path(path_type=Path), required=True,
               help="Writes OUTDIR/<set>/<base_id>.base.pdb and .poses.npz, OUTDIR/index.tsv and skipped.tsv.")
-@click.option("--split", "split_names", default="train,val", show_default=True,
+@click.option("--split", "split_names", default="train,val", show_default=True, callback=_comma_list,
               help="Comma-separated splits whose targets are sampled.")
 @click.option("--per-target", type=click.IntRange(min=1), default=200, show_default=True,
               help="Poses per base (the native, and for bm5 also the unbound decoy), the identity included.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Each base's seed is derived from (seed, set, target, base), whatever the order or workers.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
-def sample_poses(root: Path, splits: Path, outdir: Path, split_names: str, per_target: int, seed: int,
+def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], per_target: int, seed: int,
                  workers: int) -> None:
     """Rigid-body docking poses with DockQ labels for every 2-chain target of the chosen splits (egr.poses)."""
     from egr.poses import sample_dataset
 
-    result = sample_dataset(root, splits, outdir, _sets(split_names), per_target, seed, workers,
+    result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers,
                             progress=lambda line: click.echo(line, err=True))
     for row in result["skipped"]:
         click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)

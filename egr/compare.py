@@ -1,8 +1,17 @@
 """Natives for decoys, and the per-method score files ``<id>_<method>_dockq.json``.
 
 Each structure of a decoy (``decoy`` = the cleaned input, ``egr``, each comparison refiner) is scored
-against the native into ``<id>_<method>_dockq.json``, the same file the Nextflow DOCKQ_SCORE step
-writes with ``egr score --json``; :mod:`egr.summary` turns them into columns.
+against the native into ``<id>_<method>_dockq.json`` by :func:`score_decoy`, for ``egr run`` and for
+the Nextflow DOCKQ_SCORE step (``egr score ... --outdir``) alike; :mod:`egr.summary` turns them into
+columns.
+
+All structures of a decoy are scored under one chain mapping, the decoy's best. On a homomer DockQ
+searches the mappings of model chains onto native chains and keeps the best; searched per structure, a
+refiner that moved its atoms by 0.1 Å can tip a near-tie to the other mapping and show a ΔLRMSD of
+several Å that no atom made. So the decoy is scored first, with the search, and every other structure
+of it with the decoy's mapping fixed: the deltas compare like with like. Each file records the
+``mapping`` used and its ``mapping_source``: :data:`MAPPING_SEARCH` (the decoy's own search),
+:data:`MAPPING_DECOY` or, when the decoy could not be scored, :data:`MAPPING_OWN_SEARCH`.
 
 Natives are found by the samplesheet's ``native`` column or, with ``--natives DIR``, by name: the native
 whose sanitised file name (extensions removed) equals the decoy ID or is its longest prefix followed by
@@ -12,13 +21,22 @@ whose sanitised file name (extensions removed) equals the decoy ID or is its lon
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
+from egr.baselines import METHODS as BASELINE_METHODS
 from egr.io import atomic_write_json, file_sha256
 from egr.metrics import ScoringError, score_report
 from egr.structure import sanitize_id
 
 NATIVE_SUFFIXES = (".pdb", ".pdb.gz", ".cif", ".cif.gz", ".mmcif", ".mmcif.gz", ".ent", ".ent.gz")
+
+MAPPING_SEARCH = "search"  # DockQ's search over chain mappings: how the decoy itself is scored
+MAPPING_DECOY = "decoy"  # the decoy's best mapping, fixed
+MAPPING_OWN_SEARCH = "search (decoy not scored)"  # no decoy mapping to fix: this structure's own search
+
+# The structure file of each scored method, after the decoy ID; a comparison refiner's is _<method>.pdb.
+_STRUCTURE_SUFFIXES = {"decoy": "_clean.pdb", "egr": "_refined.pdb"}
 
 
 def native_index(natives_dir: Path) -> dict[str, Path]:
@@ -34,23 +52,71 @@ def match_native(decoy_id: str, natives: dict[str, Path]) -> Path | None:
     return natives[max(candidates, key=len)] if candidates else None
 
 
-def write_score_file(model: Path, native: Path, out_json: Path, reuse: bool = True) -> dict:
-    """Write ``egr score --json`` of ``model`` against ``native`` to ``out_json`` (``{"error": reason}``
-    when it cannot be scored) and return it. With ``reuse``, a file made from the same bytes is kept."""
-    fingerprint = {"model_sha256": file_sha256(model), "native_sha256": file_sha256(native)}
+def structure_file(folder: Path, decoy_id: str, method: str) -> Path:
+    """The structure scored as ``method``: ``<id>_clean.pdb`` (decoy), ``<id>_refined.pdb`` (egr) or
+    ``<id>_<method>.pdb`` (a comparison refiner), in ``folder``."""
+    return Path(folder) / f"{decoy_id}{_STRUCTURE_SUFFIXES.get(method, f'_{method}.pdb')}"
+
+
+def method_of(decoy_id: str, structure: Path) -> str | None:
+    """The method whose structure file ``structure`` is (by name, see :func:`structure_file`), or None."""
+    for method in (*_STRUCTURE_SUFFIXES, *BASELINE_METHODS):
+        if Path(structure).name == structure_file(Path(), decoy_id, method).name:
+            return method
+    return None
+
+
+def score_file(folder: Path, decoy_id: str, method: str) -> Path:
+    """``<id>_<method>_dockq.json`` in ``folder``."""
+    return Path(folder) / f"{decoy_id}_{method}_dockq.json"
+
+
+def write_score_file(model: Path, native: Path, out_json: Path, reuse: bool = True, mapping: str | None = None,
+                     mapping_source: str = MAPPING_SEARCH) -> dict:
+    """Write ``egr score --json`` of ``model`` against ``native`` under ``mapping`` (DockQ's
+    ``MODELCHAINS:NATIVECHAINS``; None searches) to ``out_json`` and return it, with ``mapping_source``
+    and the SHA-256 of both files added; ``{"error": reason}`` stands in for the scores when it cannot
+    be scored. With ``reuse``, a file made from the same bytes under the same mapping is kept."""
+    fingerprint = {"model_sha256": file_sha256(model), "native_sha256": file_sha256(native),
+                   "mapping_source": mapping_source}
     if reuse and out_json.is_file():
         try:
             earlier = json.loads(out_json.read_text())
-            if all(earlier.get(k) == v for k, v in fingerprint.items()):
+            # A searched file holds whatever mapping the search found; a fixed one must hold this one.
+            same_mapping = mapping is None or earlier.get("mapping") == mapping
+            if same_mapping and all(earlier.get(k) == v for k, v in fingerprint.items()):
                 return earlier
         except ValueError:
             pass
+    failed = {"model": str(model), "native": str(native), "mapping": mapping}
     try:
-        report = score_report(model, native)
+        report = score_report(model, native, mapping)
     except ScoringError as exc:
-        report = {"model": str(model), "native": str(native), "error": f"not scored against {Path(native).name}: {exc}"}
+        report = {**failed, "error": f"not scored against {Path(native).name}: {exc}"}
     except Exception as exc:  # a scoring crash belongs to this structure's cells alone
-        report = {"model": str(model), "native": str(native), "error": f"scoring failed: {type(exc).__name__}: {exc}"}
+        report = {**failed, "error": f"scoring failed: {type(exc).__name__}: {exc}"}
     report.update(fingerprint)
     atomic_write_json(out_json, report)
     return report
+
+
+def score_decoy(decoy_id: str, structures: Mapping[str, Path], native: Path, folder: Path,
+                reuse: bool = True) -> dict[str, dict]:
+    """Score each structure of one decoy (method → file; ``decoy`` is the cleaned input) against
+    ``native`` into ``folder/<id>_<method>_dockq.json`` and return the reports by method.
+
+    The decoy is scored first, with DockQ's mapping search; every other structure is scored under the
+    decoy's best mapping (module docstring), or with its own search, so recorded, when there is no
+    decoy or it cannot be scored.
+    """
+    reports: dict[str, dict] = {}
+    mapping, source = None, MAPPING_OWN_SEARCH
+    if "decoy" in structures:
+        reports["decoy"] = write_score_file(structures["decoy"], native, score_file(folder, decoy_id, "decoy"), reuse)
+        if "error" not in reports["decoy"]:
+            mapping, source = reports["decoy"]["mapping"], MAPPING_DECOY
+    for method, structure in structures.items():
+        if method != "decoy":
+            reports[method] = write_score_file(structure, native, score_file(folder, decoy_id, method), reuse,
+                                               mapping, source)
+    return reports

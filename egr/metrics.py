@@ -628,12 +628,13 @@ def _json_ready(value: object) -> object:
     return value
 
 
-def score_report(model: Path, native: Path) -> dict:
+def score_report(model: Path, native: Path, mapping: str | None = None) -> dict:
     """What ``egr score --json`` prints: the keys of :class:`DockQScores` plus ``model``, ``native``,
     ``lddt_ca_mean``, ``lddt_ca_residues`` and ``residues`` (per model residue: chain, resseq, icode,
-    resname, lddt; None where undefined). JSON-ready (no NaN). Raises ScoringError."""
+    resname, lddt; None where undefined). JSON-ready (no NaN). ``mapping`` (DockQ's
+    ``MODELCHAINS:NATIVECHAINS``) fixes the chain mapping; None searches it. Raises ScoringError."""
     model, native = Path(model), Path(native)
-    scores = dockq_scores(model, native)
+    scores = dockq_scores(model, native, mapping=mapping)
     residues = per_residue_lddt(model, native, scores["chain_map"])
     values = np.array([r.lddt for r in residues], dtype=float)
     scored = int(np.isfinite(values).sum())
@@ -643,10 +644,10 @@ def score_report(model: Path, native: Path) -> dict:
     return _json_ready(report)
 
 
-def score_command(model: Path, native: Path, as_json: bool) -> None:
-    """Body of ``egr score MODEL NATIVE [--json]``: with ``as_json`` one JSON object
-    (:func:`score_report`) on stdout, otherwise a human-readable table. Raises ScoringError."""
-    report = score_report(model, native)
+def score_command(model: Path, native: Path, as_json: bool, mapping: str | None = None) -> None:
+    """Body of ``egr score MODEL NATIVE [--json] [--mapping MODEL:NATIVE]``: with ``as_json`` one JSON
+    object (:func:`score_report`) on stdout, otherwise a human-readable table. Raises ScoringError."""
+    report = score_report(model, native, mapping)
     if as_json:
         json.dump(report, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")

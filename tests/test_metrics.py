@@ -438,3 +438,15 @@ def test_score_command_json_and_table(scored: dict, capsys: pytest.CaptureFixtur
     score_command(model, native, as_json=False)
     table = capsys.readouterr().out
     assert "GlobalDockQ  0.653" in table and "BAC:ABC" in table
+
+
+def test_score_cli_mapping_fixes_the_chain_mapping() -> None:
+    from click.testing import CliRunner
+
+    from egr.cli import main
+
+    model, native = _files("kq_1kq1_pdb1_1_HDOCK")
+    result = CliRunner().invoke(main, ["score", str(model), str(native), "--json", "--mapping", "HA:HA"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["mapping"] == "HA:HA" and report["global_dockq"] == pytest.approx(0.040, abs=1e-3)

@@ -157,7 +157,8 @@ RECIPES: dict[str, Recipe] = {
     "egr_refine": Recipe(["egr:refine"], lambda c: [[nm.Obj(id="batch_1"), [c.out("featurize", "graph")[0]]], [[], []]],
                          ext_args="--device cpu --batch-size 8"),
     "dockq_score": Recipe(["egr:score", "python:DockQ"],
-                          lambda c: [[meta(model="egr"), c.out("egr_refine", "refined")[0], TEST_NATIVE]]),
+                          lambda c: [[meta(), [c.out("ingest", "clean")[0], c.out("egr_refine", "refined")[0]],
+                                      TEST_NATIVE]]),
     "openmm_relax": Recipe(["egr:baseline", "python:openmm", "python:pdbfixer"],
                            lambda c: [[meta(), c.out("ingest", "clean")[0]]]),
     "modeller_refine": Recipe(["python:modeller", "egr:baseline"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
@@ -281,6 +282,18 @@ def test_module_chain_matches_egr_run(chain: Chain, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "summary.tsv").is_file()
 
 
+def test_dockq_score_scores_a_decoys_structures_under_its_mapping(chain: Chain) -> None:
+    """DOCKQ_SCORE writes one score file per structure, the refined one under the decoy's chain mapping."""
+    try:
+        files = {f.name: json.loads(f.read_text()) for f in chain.out("dockq_score", "json")}
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    decoy, egr = files[f"{TEST_ID}_decoy_dockq.json"], files[f"{TEST_ID}_egr_dockq.json"]
+    assert sorted(files) == [f"{TEST_ID}_decoy_dockq.json", f"{TEST_ID}_egr_dockq.json"]
+    assert (decoy["mapping_source"], egr["mapping_source"]) == ("search", "decoy")
+    assert egr["mapping"] == decoy["mapping"]
+
+
 @pytest.mark.parametrize("name", MODULES)
 def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     """nf-core shape (tag, labels, pinned container, when:, versions.yml, stub) and the stub's files."""
@@ -337,6 +350,7 @@ def test_module_output_paths_follow_the_cli_contract() -> None:
         "openmm_relax": ["${meta.id}/${meta.id}_openmm.pdb", "${meta.id}/${meta.id}_openmm.json"],
         "modeller_refine": ["${meta.id}/${meta.id}_modeller.pdb", "${meta.id}/${meta.id}_modeller.json"],
         "galaxyrefinecomplex": ["${meta.id}/${meta.id}_galaxy.pdb", "${meta.id}/${meta.id}_galaxy.json"],
+        "dockq_score": ["${meta.id}/${meta.id}_*_dockq.json"],
         "evaluate": ["summary.tsv", "evaluation.tsv", "evaluation.md"],
         "report": ["report.html", "*_mqc.{tsv,yaml}"],
     }

@@ -159,7 +159,7 @@ def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_path
     sheet = tmp_path / "samples.csv"
     wrong_native = natives / "1AK4.pdb.gz"  # a different protein: DockQ cannot pair the chains
     sheet.write_text("id,decoy,native\n" + "".join(f"{p.name.split('.')[0]},{p},\n" for p in chosen)
-                     + f"mismatch,{chosen[0]},{wrong_native}\n")
+                     + f"mismatch,{chosen[0]},{wrong_native}\nno_native,{chosen[0]},nowhere.pdb\n")
     options = RunOptions(tmp_path / "out", PrepOptions(surface_backend="builtin"), progress=False, natives=natives,
                          report=False)
     rows = {r["id"]: r for r in run(collect_inputs(samplesheet=sheet), options)}
@@ -178,6 +178,10 @@ def test_natives_are_matched_scored_and_mismatches_reported(tmp_path, decoy_path
     assert {"dockq_decoy", "dockq_egr", "delta_dockq_egr", "lddt_pearson"} <= set(header)
     summary = {r["id"]: r for r in read_summary(tmp_path / "out" / "summary.tsv")}
     assert summary["mismatch"]["dockq_egr"] == ""  # not computable: empty, never 0
+    # a named native that does not exist: one note, no target from its name, not scored, still refined
+    assert summary["no_native"]["status"] == "ok" and summary["no_native"]["target"] == ""
+    assert summary["no_native"]["score_notes"] == f"native {tmp_path / 'nowhere.pdb'} does not exist: not scored"
+    assert not list((tmp_path / "out" / "no_native").glob("*_dockq.json"))
 
 
 def test_allocator_tuning_applies_on_linux_glibc() -> None:

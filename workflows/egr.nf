@@ -67,17 +67,20 @@ workflow EGR {
     ch_results  = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
     ch_versions = ch_versions.mix(RUN_BASELINES.out.versions)
 
-    // DockQ for every model whose decoy has a native.
+    // DockQ for every decoy with a native: one task scores all its models, so that they share the
+    // decoy's chain mapping (as in `egr run`). A decoy's group goes as soon as the decoy and each
+    // refiner's model are in; one with a refiner that gave no model goes when all models are in.
     ch_natives = ch_samples
         .filter { meta, decoy, reference -> reference }
-        .map { meta, decoy, reference -> [ meta.id, reference ] }
+        .map { meta, decoy, reference -> [ meta.id, meta, reference ] }
     DOCKQ_SCORE(
         ch_models
-            .map { meta, model -> [ meta.id, meta, model ] }
-            .combine(ch_natives, by: 0)
-            .map { id, meta, model, reference -> [ meta, model, reference ] }
+            .map { meta, model -> [ meta.id, model ] }
+            .groupTuple(size: 1 + refiners.toSet().size(), remainder: true)
+            .join(ch_natives)
+            .map { id, models, meta, reference -> [ meta, models, reference ] }
     )
-    ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.map { meta, json -> json })
+    ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.flatMap { meta, jsons -> jsons })
     ch_versions = ch_versions.mix(DOCKQ_SCORE.out.versions.first())
 
     EVALUATE(ch_results.collect())

@@ -1,19 +1,21 @@
-// DockQ v2 (Fnat, iRMSD, LRMSD, DockQ per interface) of one model against its native, through
-// the package's wrapper so every refiner is scored the same way. meta.model says which model
-// this is: `decoy` (the cleaned input), `egr`, or a baseline (`openmm`, `modeller`, `galaxy`).
+// DockQ v2 (Fnat, iRMSD, LRMSD, DockQ per interface) and LDDT-Cα of every structure of one decoy
+// against its native, through the package's `egr score --outdir`, the code `egr run` scores with:
+// the cleaned decoy first with DockQ's chain-mapping search, then EGR's and each baseline's structure
+// under the decoy's best mapping, so the deltas compare like with like.
 process DOCKQ_SCORE {
-    tag "${meta.id}:${meta.model}"
+    tag "${meta.id}"
     label 'process_single'
     container 'egr-nf/dockq:0.1.0'
 
     input:
-    // The native (`reference`: `native` is reserved in Groovy) is staged in its own folder,
-    // as natives are often named like their decoys.
-    tuple val(meta), path(model), path(reference, stageAs: 'native/*')
+    // `models` keep their egr names (<id>_clean.pdb, <id>_refined.pdb, <id>_<refiner>.pdb), which say
+    // which method each is. The native (`reference`: `native` is reserved in Groovy) is staged in its
+    // own folder, as natives are often named like their decoys.
+    tuple val(meta), path(models), path(reference, stageAs: 'native/*')
 
     output:
-    tuple val(meta), path("${meta.id}/${meta.id}_${meta.model}_dockq.json"), emit: json
-    path "versions.yml"                                                      , emit: versions
+    tuple val(meta), path("${meta.id}/${meta.id}_*_dockq.json", arity: '1..*'), emit: json
+    path "versions.yml"                                                        , emit: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -21,8 +23,7 @@ process DOCKQ_SCORE {
     script:
     def args = task.ext.args ?: ''
     """
-    mkdir -p ${meta.id}
-    egr score ${model} ${reference} --json ${args} > ${meta.id}/${meta.id}_${meta.model}_dockq.json
+    egr score ${models} ${reference} --outdir . --id ${meta.id} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
@@ -34,7 +35,7 @@ process DOCKQ_SCORE {
     stub:
     """
     mkdir -p ${meta.id}
-    echo '{}' > ${meta.id}/${meta.id}_${meta.model}_dockq.json
+    echo '{}' > ${meta.id}/${meta.id}_decoy_dockq.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
