@@ -44,6 +44,7 @@ machine at the same time), opening one decoy's track 24 ms. The decoy rows sit i
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import importlib.util
 import json
@@ -273,11 +274,24 @@ def _method_color(method: str, index: int) -> str:
     return METHOD_COLORS.get(method, OTHER_COLORS[index % len(OTHER_COLORS)])
 
 
+def _outcomes(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as the MultiQC report shows it, which describes the results, not one invocation: a decoy
+    whose complete outputs were kept from an earlier run (``skipped``) is ``ok`` there, without the reason,
+    so that resuming leaves MultiQC's content, and its work, unchanged."""
+    if "status" not in summary:
+        return summary
+    kept = summary["status"] == "skipped"
+    outcome = summary.assign(status=summary["status"].mask(kept, "ok"))
+    if "reason" in summary:
+        outcome["reason"] = summary["reason"].mask(kept, "")
+    return outcome
+
+
 def _decoy_columns(run: RunData) -> list[tuple[str, dict]]:
     """(summary column, MultiQC header) of the per-decoy table, for the columns this run has."""
-    summary = run.summary
+    summary = _outcomes(run.summary)
     columns: list[tuple[str, dict]] = [
-        ("status", {"title": "Status", "description": "ok, skipped (kept from an earlier run) or failed"}),
+        ("status", {"title": "Status", "description": "ok (also where kept from an earlier run) or failed"}),
         ("target", {"title": "Target", "description": "Native structure the decoy was scored against"}),
         ("pred_dockq", {"title": "Pred. DockQ", "description": "EGR's predicted DockQ of the input decoy (its ranker)",
                         "min": 0, "max": 1, "scale": "RdYlGn", "format": "{:,.3f}"}),
@@ -337,7 +351,8 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
     ids = summary["id"].astype(str).tolist()
     files: dict[str, str] = {}
     columns = _decoy_columns(run)
-    rows = [[decoy, *(_tsv_value(summary[c].iloc[i]) for c, _ in columns)] for i, decoy in enumerate(ids)]
+    outcome = _outcomes(summary)
+    rows = [[decoy, *(_tsv_value(outcome[c].iloc[i]) for c, _ in columns)] for i, decoy in enumerate(ids)]
     files["egr_decoys_mqc.tsv"] = _mqc_tsv({
         "id": "egr_decoys", "section_name": "EGR: per-decoy results",
         # the first section: it says what ran also where MultiQC runs without `egr report` (Nextflow)
@@ -514,12 +529,25 @@ def run_multiqc(files: list[Path], outdir: Path, config: Path | None = DEFAULT_M
     if subtitle is not None:
         command += ["--cl-config", f"subtitle: {json.dumps(subtitle)}"]  # a JSON string is a YAML string
     command += [str(f) for f in files]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
     report = target / "multiqc_report.html"
+    # MultiQC takes seconds to start; a report built from the same command and bytes is kept as it is
+    stamp, inputs = target / "egr_inputs.sha256", _multiqc_fingerprint(command, files, config)
+    if report.is_file() and stamp.is_file() and stamp.read_text() == inputs:
+        return report, f"MultiQC report unchanged: {report}"
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not report.is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return None, f"MultiQC failed (exit {done.returncode}): {last}"
+    atomic_write_text(stamp, inputs)
     return report, f"MultiQC report: {report}"
+
+
+def _multiqc_fingerprint(command: list[str], files: list[Path], config: Path | None) -> str:
+    """SHA-256 of what a MultiQC report is made from: its command line, the content files and the config."""
+    digest = hashlib.sha256("\0".join(command).encode())
+    for path in [*files, *([Path(config)] if config is not None and Path(config).is_file() else [])]:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -296,6 +296,24 @@ def test_multiqc_builds_a_report(tmp_path: Path) -> None:
     assert data["config_title"].startswith("egr-nf")  # assets/multiqc_config.yml was used
     # the config's run-independent subtitle is replaced by what ran (OpenMM was skipped everywhere)
     assert data["config_subtitle"] == "EGR refinement and quality assessment: EGR only (no comparison refiner ran)"
+    # resumed: decoys kept from an earlier run are ok to MultiQC, so its content and report stay as they are
+    summary = results / "summary.tsv"
+    rows = summary.read_text().splitlines()
+    header = rows[0].split("\t")
+    status, reason = header.index("status"), header.index("reason")
+
+    def resumed(cells: list[str]) -> list[str]:
+        if cells[status] == "ok":
+            cells[status], cells[reason] = "skipped", "outputs complete from an earlier run"
+        return cells
+
+    rows = [rows[0], *("\t".join(resumed(r.split("\t"))) for r in rows[1:])]
+    summary.write_text("\n".join(rows) + "\n")
+    built = outputs.multiqc_report.stat().st_mtime_ns
+    again = build_report(results, tmp_path / "out")
+    assert again.note.startswith("MultiQC report unchanged") and again.multiqc_report.stat().st_mtime_ns == built
+    (tmp_path / "out" / "egr_decoys_mqc.tsv").unlink()
+    assert build_report(results, tmp_path / "out").note.startswith("MultiQC report unchanged")  # same bytes rewritten
 
 
 # ------------------------------------------------------------------------------------------------
