@@ -305,7 +305,12 @@ def _no_decoys(results: Path, staged: bool) -> str | None:
 @click.option("--score-columns", default="", callback=_comma_list,
               help="More QA score columns to rank by, comma-separated; NAME:lower for scores where lower is better.")
 @click.option("--top-n", type=click.IntRange(min=1), default=10, show_default=True, help="N of the Top-N hit rates.")
-def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int) -> None:
+@click.option("--external-scores", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="TSV of scores from outside the run (an id column, then one column per score, higher = better "
+                   "unless listed as NAME:lower in --score-columns), e.g. the docking program's own score; each "
+                   "column is ranked beside EGR and the references.")
+def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int,
+             external_scores: Path | None) -> None:
     """Refinement (ΔDockQ, FI-DockQ, API-DockQ, …) and QA ranking (Top-N hit rates, ranking loss) tables of
     a finished results folder: writes evaluation.tsv and evaluation.md, and summary.tsv where the folder
     has none (built from its per-decoy files, as a Nextflow run stages them)."""
@@ -321,12 +326,12 @@ def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...],
     try:
         if not summary.is_file():
             write_summary(summary, summarize(results))
-        evaluation = evaluate_run(results, score_columns, top_n)
+        evaluation = evaluate_run(results, score_columns, top_n, external_scores)
         if outdir.resolve() != results.resolve():
             outdir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(summary, outdir / "summary.tsv")
         paths = write_evaluation(evaluation, outdir)
-    except ValueError as exc:  # --score-columns or --top-n that this summary cannot take
+    except ValueError as exc:  # --score-columns, --top-n or --external-scores that this summary cannot take
         raise click.UsageError(str(exc)) from None
     except (OSError, KeyError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -518,6 +523,50 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
     click.echo(f"egr: {sum(result['classes'].values())} poses of {len(result['rows'])} bases in {outdir} "
                f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "
                f"CAPRI classes: {classes}; {result['seconds']:.1f} s", err=True)
+
+
+@main.command("dock-pools")
+@click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+              help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
+@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="splits.tsv (egr split) naming each target's split.")
+@click.option("--outdir", type=click.Path(path_type=Path), required=True,
+              help="Writes OUTDIR/samplesheet.csv, lightdock_scores.tsv, pool.tsv, skipped.tsv, decoys/ and per base "
+                   "OUTDIR/<set>/<base_id>.base.pdb and .pool.npz.")
+@click.option("--split", "split_names", default="val,test", show_default=True, callback=_comma_list,
+              help="Comma-separated splits whose targets are docked.")
+@click.option("--sets", default="bm5,dips", show_default=True, callback=_comma_list,
+              help="Data sets whose targets are docked (one base per target: BM5's unbound partners, else the native).")
+@click.option("--swarms", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--glowworms", type=click.IntRange(min=1), default=30, show_default=True, help="Poses per swarm.")
+@click.option("--steps", type=click.IntRange(min=1), default=30, show_default=True, help="GSO steps.")
+@click.option("--top", "n_top", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Best-scored distinct poses per pool.")
+@click.option("--near", "n_near", type=click.IntRange(min=0), default=5, show_default=True,
+              help="At most this many further acceptable-or-better poses LightDock found but ranked lower.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Each target's LightDock seed is derived from (seed, set, target).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], sets: tuple[str, ...],
+               swarms: int, glowworms: int, steps: int, n_top: int, n_near: int, seed: int, workers: int) -> None:
+    """Single-program decoy pools: LightDock docks each target, its own score picks the pool (egr.dock_pools).
+    Then: egr run --input OUTDIR/samplesheet.csv and egr evaluate --external-scores OUTDIR/lightdock_scores.tsv."""
+    from egr.dock_pools import PoolConfig, dock_dataset, lightdock_available
+
+    available, reason = lightdock_available()
+    if not available:
+        raise click.UsageError(reason)
+    config = PoolConfig(swarms=swarms, glowworms=glowworms, steps=steps, n_top=n_top, n_near=n_near)
+    result = dock_dataset(root, splits, outdir, split_names, sets, seed, workers, config,
+                          progress=lambda line: click.echo(line, err=True))
+    for row in result["skipped"]:
+        click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)
+    hits = sum(row["capri_class"] != "incorrect" for row in result["rows"])
+    click.echo(f"egr: {len(result['rows'])} pool decoys ({hits} acceptable or better) in {outdir} "
+               f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "
+               f"{result['seconds']:.1f} s", err=True)
+    if result["skipped"]:
+        sys.exit(1)
 
 
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:

@@ -45,7 +45,9 @@ order), so decoys at the same position in different targets tie in the pooled me
 to, without sampling noise: top-N hits hypergeometric, top-1 = the fraction of the target's decoys in the
 class, Spearman 0, AUC ½) and ``oracle`` (ranked by DockQ itself: the best any ranker can do). A ranker
 whose column is missing from the summary (``pred_dockq`` or ``contacts_clashes`` of an older run) is
-listed with empty cells and a note. The reference names are reserved: a score column of that name is
+listed with empty cells and a note. Scores from outside the run (``--external-scores``: a TSV of ``id``
+and score columns, e.g. the docking program's own score) join the rankers by decoy ID; a decoy the file
+does not list is unscored for them. The reference names are reserved: a score column of that name is
 ignored.
 
 Files: ``evaluation.tsv`` (long format: ``section, target, method, metric, value``) and
@@ -164,9 +166,39 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
 
 
 def evaluate(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
-             top_n: int = 10) -> Evaluation:
-    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame`."""
-    return evaluate_frame(read_summary(results_dir), score_columns, top_n)
+             top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
+    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame`. ``external_scores``:
+    a TSV of scores from outside the run (:func:`with_external_scores`), each column a ranker."""
+    frame = read_summary(results_dir)
+    if external_scores is not None:
+        frame, names = with_external_scores(frame, Path(external_scores))
+        listed = {spec.partition(":")[0] for spec in score_columns}
+        score_columns = (*score_columns, *(name for name in names if name not in listed))
+    return evaluate_frame(frame, score_columns, top_n)
+
+
+def with_external_scores(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``frame`` with the numeric columns of the TSV ``path`` (an ``id`` column, then one column per score:
+    a docking program's own score, say; higher = better unless named ``NAME:lower`` in the score columns)
+    joined by decoy ID, and those columns' names. Raises ValueError (one line) on a file that cannot serve."""
+    try:
+        scores = pd.read_csv(path, sep="\t", dtype={"id": str})
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable external scores ({exc})") from None
+    names = tuple(c for c in scores.columns if c != "id")
+    if "id" not in scores or not names:
+        raise ValueError(f"{path}: external scores need an 'id' column and at least one score column")
+    clashes = [c for c in names if c in frame.columns or c in REFERENCE_RANKERS]
+    if clashes:
+        raise ValueError(f"{path}: column(s) {', '.join(clashes)} already name summary columns or references")
+    bad = [c for c in names if not pd.api.types.is_numeric_dtype(scores[c])]
+    if bad:
+        raise ValueError(f"{path}: column(s) {', '.join(bad)} are not numeric")
+    if scores["id"].duplicated().any():
+        raise ValueError(f"{path}: decoy ID {scores['id'][scores['id'].duplicated()].iloc[0]!r} appears twice")
+    if not frame["id"].isin(scores["id"]).any():
+        raise ValueError(f"{path}: none of its IDs is a decoy of this run")
+    return frame.merge(scores, on="id", how="left", validate="one_to_one"), names
 
 
 def evaluate_frame(frame: pd.DataFrame, score_columns: tuple[str, ...] | list[str] = (),

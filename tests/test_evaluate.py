@@ -321,6 +321,25 @@ def test_extra_score_column_lower_is_better(results: Path) -> None:
         evaluate_frame(frame, ["no_such_column"])
 
 
+def test_external_scores_join_the_rankers_by_id(results: Path, tmp_path: Path) -> None:
+    # a docking program's energy (lower = better) for the 2OUL decoys only, as egr dock-pools writes it
+    scores = tmp_path / "program_scores.tsv"
+    scores.write_text("id\tprogram_energy\n2OUL_1\t-10.0\n2OUL_2\t-90.0\n2OUL_3\t-20.0\nnot_a_decoy\t1.0\n")
+    evaluation = evaluate(results, ["program_energy:lower"], top_n=3, external_scores=scores)
+    assert [r.key for r in evaluation.rankers].count("program_energy") == 1
+    ranked = _row(evaluation.qa, target="2OUL", ranker="program_energy")
+    assert ranked["ranking_loss"] == 0.0  # 2OUL_2 is both the best decoy and the lowest energy
+    assert _row(evaluation.qa, target="1AK4", ranker="program_energy")["note"] == "no program_energy values"
+    higher = evaluate(results, [], top_n=3, external_scores=scores)  # not listed: higher is better
+    assert _row(higher.qa, target="2OUL", ranker="program_energy")["ranking_loss"] > 0.0
+    for text, message in [("id\tpred_dockq\n2OUL_1\t1\n", "already name"), ("id\tx\nnope\t1\n", "none of its IDs"),
+                          ("id\tx\n2OUL_1\tabc\n", "not numeric"), ("id\tx\n2OUL_1\t1\n2OUL_1\t2\n", "twice"),
+                          ("name\tx\n2OUL_1\t1\n", "an 'id' column")]:
+        scores.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            evaluate(results, external_scores=scores)
+
+
 def test_written_files(results: Path, tmp_path: Path) -> None:
     tsv, md = write_evaluation(evaluate(results), tmp_path / "out")
     long = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
