@@ -12,6 +12,8 @@ the JSON and hashes the file.
 from __future__ import annotations
 
 import json
+import re
+from importlib import metadata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,15 +108,22 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu",
 
 
 def check_device(device: str) -> None:
-    """Raise DeviceError unless ``device`` is a cpu, cuda or mps device that exists here (imports torch)."""
+    """Raise DeviceError unless ``device`` is a cpu, cuda or mps device that exists here. A malformed name,
+    and CUDA with a torch wheel built for the CPU only (version ``…+cpu``), are refused before torch loads
+    (seconds); anything else asks torch."""
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", device):
+        raise DeviceError(f"{device!r}: use cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        try:
+            version = metadata.version("torch")
+        except metadata.PackageNotFoundError:
+            version = ""
+        if version.endswith("+cpu"):
+            raise DeviceError(f"{device!r}: no such CUDA device here (torch {version} is built without CUDA); "
+                              "use --device cpu")
     import torch
 
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
-        raise DeviceError(f"{device!r}: use cpu, cuda, cuda:N or mps")
+    parsed = torch.device(device)
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
         build = "" if torch.backends.cuda.is_built() else f" (torch {torch.__version__} is built without CUDA)"
         raise DeviceError(f"{device!r}: no such CUDA device here{build}; use --device cpu")
