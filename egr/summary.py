@@ -49,6 +49,8 @@ SCORE_COLUMNS = (
     *(f"delta_{metric}_{method}" for method in SCORE_METHODS[1:] for metric in METRICS),
     "lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes",
 )
+# after the score columns, written when any row has it: the step a failed decoy stopped at
+FAILURE_COLUMNS = ("failed_step",)
 BASELINE_COLUMNS = tuple(f"{kind}_{method}" for method in BASELINE_METHODS for kind in ("status", "seconds", "reason"))
 
 
@@ -70,6 +72,7 @@ def decoy_row(scores_file: Path) -> dict:
     row = {
         "id": decoy_id, "input": scores.get("input", ""), "status": scores.get("status", "failed"),
         "reason": scores.get("reason", "" if scores else f"unreadable {scores_file.name}"),
+        "failed_step": scores.get("failed_step"),
         "pred_dockq": scores.get("pred_dockq"), "pred_dockq_refined": scores.get("pred_dockq_refined"),
         "mean_plddt": scores.get("mean_plddt"), "interface_plddt": scores.get("interface_plddt"),
         **{column: scores.get(column) for column in PHYSICS_COLUMNS},
@@ -98,8 +101,16 @@ def score_columns(folder: Path, decoy_id: str) -> dict:
     if not reports:
         return {}
     columns: dict = {}
-    notes = [f"{m}: {r['error']}" for m, r in reports.items() if "error" in r]
-    native = next((r.get("native") for r in reports.values() if r.get("native")), None)
+    # one note per distinct reason (a missing native fails every structure of the decoy alike)
+    errors: dict[str, list[str]] = {}
+    for method, report in reports.items():
+        if "error" in report:
+            errors.setdefault(report["error"], []).append(method)
+    notes = [f"{', '.join(methods)}: {error}" for error, methods in errors.items()]
+    # the target is the native's name only where that native could be read (its bytes were hashed when it
+    # was scored, egr.compare): never a missing file's name
+    native = next((r.get("native") for r in reports.values() if r.get("native") and
+                   ("error" not in r or r.get("native_sha256"))), None)
     if native:
         columns["target"] = sanitize_id(native)
     values = {m: _metric_values(r) for m, r in reports.items() if "error" not in r}
@@ -139,16 +150,52 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), 4)
 
 
+# The run's list of decoys, written by the Nextflow pipeline beside the per-decoy files it stages into
+# EVALUATE and REPORT: id, input, native (may be empty) and the steps whose outputs exist (comma-separated).
+MANIFEST = "egr_decoys.tsv"
+STEP_NAMES = {"ingest": "INGEST", "surface": "MSMS_SURFACE", "featurize": "FEATURIZE", "refine": "EGR_REFINE"}
+
+
+def lost_decoy_row(entry: dict) -> dict:
+    """The row of a decoy of the run that left no ``<id>_scores.json``: its task failed (Nextflow's
+    errorStrategy 'ignore'). The failed step is the first of :data:`STEPS` whose output is missing."""
+    done = {step for step in (entry.get("completed") or "").split(",") if step}
+    step = next((s for s in STEPS if s not in done), "refine")
+    reason = (f"{STEP_NAMES[step]} task failed; its error is in the task's .command.err, in the work "
+              "directory that pipeline_info/execution_trace_*.txt names")
+    row = {"id": entry["id"], "input": entry.get("input", ""), "status": "failed", "reason": reason,
+           "failed_step": step}
+    if entry.get("native"):
+        row["target"] = sanitize_id(entry["native"])
+    return row
+
+
+def _manifest(results: Path) -> list[dict]:
+    path = next(Path(results).rglob(MANIFEST), None)
+    if path is None:
+        return []
+    with path.open(newline="") as handle:
+        return [row for row in csv.DictReader(handle, delimiter="\t") if row.get("id")]
+
+
 def summarize(results: Path) -> list[dict]:
-    """Rows for every ``*_scores.json`` found below ``results`` (sorted by ID)."""
-    rows = [decoy_row(path) for path in Path(results).rglob("*_scores.json")]
-    return sorted(rows, key=lambda row: row["id"])
+    """Rows for every ``*_scores.json`` found below ``results`` and, when the folder holds the run's
+    :data:`MANIFEST`, for every decoy listed there that has none (:func:`lost_decoy_row`): no decoy of
+    the run is left out of the table (sorted by ID)."""
+    rows = {row["id"]: row for row in (decoy_row(path) for path in Path(results).rglob("*_scores.json"))}
+    for entry in _manifest(results):
+        if entry["id"] in rows:
+            if entry.get("native") and not rows[entry["id"]].get("target"):
+                rows[entry["id"]]["target"] = sanitize_id(entry["native"])
+        else:
+            rows[entry["id"]] = lost_decoy_row(entry)
+    return sorted(rows.values(), key=lambda row: row["id"])
 
 
 def write_summary(path: Path, rows: list[dict]) -> None:
     """TSV with the fixed columns first, then the score and refiner columns that any row has."""
     present = {key for row in rows for key, value in row.items() if value not in (None, "")}
-    columns = [*BASE_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS) if c in present)]
+    columns = [*BASE_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS, *FAILURE_COLUMNS) if c in present)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

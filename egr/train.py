@@ -72,7 +72,7 @@ from scipy import stats
 from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
-from egr.evaluate import CAPRI_CLASSES, Ranker, qa_tables
+from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, GATE_RULE
 from egr.graph import batch_docking, docking_input, featurize
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -512,7 +512,7 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
         "n_dockq": len(scored),
         "delta_dockq_mean_raw": mean(raw),
         "delta_dockq_min_raw": min(raw) if raw else None,
-        "fi_dockq_raw": float(np.mean(np.array(raw) > 0)) if raw else None,
+        "fi_dockq_raw": float(np.mean(dockq_improved(np.array(raw)))) if raw else None,
         "gate_margin": margin if math.isfinite(margin) else str(margin),
         "gate_kept": int(sum(r.predicted_gain > margin for r in scored)),
         "delta_dockq_mean_gated": mean(gated),

@@ -10,6 +10,7 @@ lever arm of a receptor move, which the tolerance covers. Data: tests/data/SOURC
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -148,3 +149,17 @@ def test_structure_names_say_the_method() -> None:
     assert structure_file(Path("out"), "a_b", "decoy") == Path("out/a_b_clean.pdb")
     assert method_of("a_b", Path("a_b_graph.pdb")) is None
     assert method_of("a_b", Path("a_c_clean.pdb")) is None
+
+
+def test_a_missing_native_gives_one_note_and_no_target(tmp_path: Path) -> None:
+    from egr.compare import score_decoy
+    from egr.summary import score_columns
+
+    decoy = tmp_path / "d_clean.pdb"
+    decoy.write_bytes(gzip.decompress((Path(__file__).parent / "data" / "decoys" / "2X9A_unbound.pdb.gz").read_bytes()))
+    refined = tmp_path / "d_refined.pdb"
+    refined.write_text(decoy.read_text())
+    score_decoy("d", {"decoy": decoy, "egr": refined}, tmp_path / "gone" / "2X9A.pdb", tmp_path, True)
+    columns = score_columns(tmp_path, "d")
+    assert "target" not in columns
+    assert columns["score_notes"].startswith("decoy, egr: ") and columns["score_notes"].count("|") == 0
