@@ -144,7 +144,8 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @WEIGHTS
 @DEVICE
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Graphs per forward pass.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Graphs moved to the device together; each decoy's passes run on its own graph.")
 @NO_GATE
 def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
            no_gate: bool) -> None:
@@ -174,7 +175,8 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
 @WEIGHTS
 @DEVICE
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Graphs moved to the device together; each decoy's passes run on its own graph.")
 @click.option("--ca-graph", is_flag=True, help="Use the Cα graph (needs Cα weights).")
 @click.option("--natives", type=click.Path(path_type=Path, file_okay=False),
               help="Folder of natives, matched by name: the native named like the decoy ID or its longest prefix.")
