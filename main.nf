@@ -15,9 +15,10 @@ include { SPLIT                   } from './workflows/split.nf'
 
 workflow {
 
+    main:
     if (params.workflow == 'split') {
         // Training-data splits take a folder of decoy/native sets, not decoys to refine.
-        SPLIT(Channel.fromPath(params.training_data, type: 'dir', checkIfExists: true).map { data -> [ [ id: 'split' ], data ] })
+        SPLIT(channel.fromPath(params.training_data, type: 'dir', checkIfExists: true).map { data -> [ [ id: 'split' ], data ] })
     } else {
         PIPELINE_INITIALISATION(
             params.version,
@@ -28,8 +29,8 @@ workflow {
         )
         // --weights names the .safetensors file; its JSON model card sits beside it.
         ch_weights = params.weights
-            ? Channel.value([ file(params.weights, checkIfExists: true), file(params.weights.replaceFirst(/\.safetensors$/, '.json'), checkIfExists: true) ])
-            : Channel.value([ [], [] ])
+            ? channel.value([ file(params.weights, checkIfExists: true), file(params.weights.replaceFirst(/\.safetensors$/, '.json'), checkIfExists: true) ])
+            : channel.value([ [], [] ])
         EGR(
             PIPELINE_INITIALISATION.out.samples,
             ch_weights,
@@ -37,10 +38,11 @@ workflow {
             params.batch_size
         )
     }
-}
 
-workflow.onComplete {
+    // A handler section of the entry workflow (Nextflow >= 25.10): the strict parser allows no
+    // top-level `workflow.onComplete { }` statement beside the declarations.
+    onComplete:
     log.info(workflow.success
         ? "egr-nf: done. Results in ${params.outdir}; report: ${params.outdir}/report.html"
-        : "egr-nf: stopped with an error. Task logs: ${params.outdir}/pipeline_info/execution_trace_*.txt and the work directories it names.")
+        : "egr-nf: stopped with an error. Task logs: ${params.outdir}/pipeline_info/execution_trace_${params.trace_report_suffix}.txt and the work directories it names.")
 }

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import METHODS as BASELINE_METHODS
-from egr.baselines import run_baseline
+from egr.baselines import baseline_record, run_baseline
 from egr.io import atomic_write_json, file_sha256
 from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
 from egr.structure import IngestError, sanitize_id
@@ -334,7 +334,7 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
         if earlier.get("status") == "ok" and earlier.get("input_sha256") == sha and output and Path(output).is_file():
             return earlier
     result = run_baseline(method, item.path, folder / f"{item.id}_{method}.pdb")
-    record = {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": sha}
+    record = baseline_record(result, item.path)  # what `egr baseline` writes too
     atomic_write_json(record_path, record)
     return record
 

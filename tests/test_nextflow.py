@@ -669,3 +669,152 @@ def test_reftrace_includes_resolve(nextflow_tree: Path) -> None:
     assert unresolved == [], unresolved
     processes = {p["name"] for m in info["modules"] for p in m.get("processes", [])}
     assert processes == {name.upper() for name in MODULES}
+
+
+# ------------------------------------------------------------------------------------------------
+# (e) Nextflow's strict parser (the default from Nextflow 26.04), checked by reading the text
+
+import strict_syntax  # noqa: E402  (tests/nextflow/strict_syntax.py)
+
+
+@pytest.mark.parametrize("path", [str(p.relative_to(REPO)) for p in [*NF_FILES, *CONFIG_FILES]])
+def test_no_construct_the_strict_parser_rejects(path: str) -> None:
+    found = strict_syntax.violations(REPO / path)
+    assert found == [], "\n".join(f"{path}:{line}: {message}" for line, message in found)
+
+
+# One snippet per rule: each must be reported (so no rule of the checker is lost), with the message's start.
+STRICT_BAD_SCRIPT = {
+    "import groovy.json.JsonSlurper\nworkflow { }": "import declaration",
+    "class Foo { }": "class declaration",
+    "def f(x) {\n    while (x) { x = g(x) }\n}": "for/while loop",
+    "def f(xs) {\n    for (x in xs) { println x }\n}": "for/while loop",
+    "def f(x) {\n    switch (x) { case 1: return 2 }\n}": "switch statement",
+    "def f(ch) { ch.map { m, b -> [m, *b] } }": "spread operator",
+    "def f(xs) { xs*.name }": "spread-dot operator",
+    "def f(x) { x++ }": "increment/decrement",
+    "def f(x) { g(y = 1) }": "assignment inside an expression",
+    "def f() {\n    final y = 2\n}": "`final` declaration",
+    "def f() {\n    String s = 'a'\n}": "Groovy-typed variable",
+    "def f(x) { def m = (Map) x }": "soft cast",
+    "workflow { Channel.of(1) }": "`Channel.` is deprecated",
+    "workflow { channel.of(1).map { it * 2 } }": "implicit closure parameter",
+    "workflow { }\nworkflow.onComplete { println 'done' }": "top-level statement",
+    "workflow { }\nprintln 'hello'": "top-level statement",
+    "def x = 1\nworkflow { }": "top-level statement",
+    "process P {\n    input:\n    val x\n\n    shell:\n    '''\n    echo !{x}\n    '''\n}": "process shell: section",
+    "process P {\n    input:\n    env FOO\n\n    script:\n    'true'\n}": "env input/output name must be quoted",
+    "process P {\n    input:\n    val x\n\n    \"echo ${x}\"\n}": "process with sections but no script: label",
+    "include { A } from './a' addParams(x: 1)\nworkflow { }": "include with addParams",
+    "def f(id) { 'a' =~ /${id}x/ }": "slashy string with interpolation",
+    "def f() { $/echo/$ }": "dollar-slashy string",
+    'workflow { println "home ${HOME}" }': "implicit environment variable",
+}
+STRICT_BAD_CONFIG = {
+    "def stamp = new java.util.Date().format('yyyy')\ntrace.file = \"t_${stamp}.txt\"": "config statement",
+    "if (params.big) {\n    process.cpus = 8\n}": "config statement",
+    "def check(x) { x }\nprocess.cpus = 1": "config statement",
+    "profiles {\n    a {\n        println 'x'\n    }\n}": "config statement",
+    "try {\n    includeConfig 'x.config'\n} catch (e) { }": "config statement",
+}
+STRICT_GOOD = {
+    "good.nf": "#!/usr/bin/env nextflow\ninclude { A; B } from './a'\nparams.x = 1\n\nworkflow {\n    main:\n"
+               "    channel.of(1).map { v -> v * 2 }.view()\n    def name = 'a.pdb'.replaceFirst(/\\.pdb$/, '')\n"
+               "    onComplete:\n    log.info(\"done ${workflow.success}\")\n}\n\n"
+               "def f(x) {\n    return x ? \"${x}/\\$HOME\" : 'n'\n}\n",
+    "good.config": "params {\n    a = null\n    stamp = new java.util.Date().format('yyyy')\n}\nincludeConfig 'conf/base.config'\n"
+                   "process {\n    cpus = { 2 * task.attempt }\n    withLabel: process_gpu {\n"
+                   "        clusterOptions = { def extra = params.a ?: ''\n            \"-P ${extra}\".trim() }\n"
+                   "    }\n    withName: 'A|B' {\n        publishDir = [\n            path: { params.a },\n"
+                   "            saveAs: { f -> f == 'x' ? null : f }\n        ]\n    }\n}\n"
+                   "profiles {\n    t { includeConfig 'conf/test.config' }\n    d {\n        docker.enabled = true\n    }\n}\n"
+                   "plugins {\n    id 'nf-schema@2.6.1'\n}\nprocess.shell = ['/bin/bash', '-euo', 'pipefail']\n",
+}
+
+
+@pytest.mark.parametrize("snippet", list(STRICT_BAD_SCRIPT) + list(STRICT_BAD_CONFIG))
+def test_strict_checker_reports_each_rejected_construct(snippet: str) -> None:
+    config = snippet in STRICT_BAD_CONFIG
+    expected = (STRICT_BAD_CONFIG if config else STRICT_BAD_SCRIPT)[snippet]
+    found = strict_syntax.violations(Path("x.config" if config else "x.nf"), snippet)
+    assert any(message.startswith(expected) for _, message in found), (expected, found)
+
+
+@pytest.mark.parametrize("name", list(STRICT_GOOD))
+def test_strict_checker_accepts_what_the_strict_parser_accepts(name: str) -> None:
+    assert strict_syntax.violations(Path(name), STRICT_GOOD[name]) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# (f) Every decoy of the input reaches summary.tsv, whatever step failed
+
+
+BAD_PDB = "ATOM      1  CA  ALA A   1       0.000   0.000   0.000  1.00  0.00           C\nEND\n"  # one chain: refused
+
+
+def _summary_rows(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="") as handle:
+        return {row["id"]: row for row in csv.DictReader(handle, delimiter="\t")}
+
+
+def test_every_decoy_reaches_the_summary_whatever_step_failed(chain: Chain, tmp_path: Path) -> None:
+    """A batch with failures through the module scripts: the good decoy (real INGEST → … → EGR_REFINE), a decoy
+    INGEST refuses (its reason record), and one whose MSMS_SURFACE task failed and left nothing (errorStrategy
+    'ignore'). With the run's decoy list that the workflow writes (egr_decoys.tsv), EVALUATE gives all three a
+    row; the ids, statuses and reasons of the first two are those `egr run` writes for the same inputs."""
+    try:
+        good = chain.result_files()
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    bad = tmp_path / "in" / "refused.pdb"
+    bad.parent.mkdir()
+    bad.write_text(BAD_PDB)
+    ingest = nm.parse_module(REPO / "modules" / "local" / "ingest" / "main.nf")
+    refused = nm.run_task(ingest, [[nm.Obj(id="refused"), bad]], tmp_path / "ingest_refused", env=task_env())
+    assert refused.returncode == 0, refused.stderr
+    assert refused.files("failed"), "INGEST keeps the refused decoy's reason record"
+    # What the workflow's channel wiring writes (workflows/egr.nf): id, input, native, steps with outputs.
+    manifest = tmp_path / "egr_decoys.tsv"
+    manifest.write_text("id\tinput\tnative\tcompleted\n"
+                        f"{TEST_ID}\t{TEST_DECOY}\t{TEST_NATIVE}\tfeaturize,ingest,surface\n"
+                        f"lost\t/data/lost.pdb\t{TEST_NATIVE}\tingest\n"
+                        f"refused\t{bad}\t\t\n")
+    evaluate = nm.parse_module(REPO / "modules" / "local" / "evaluate" / "main.nf")
+    result = nm.run_task(evaluate, [good + refused.files("failed") + [manifest]], tmp_path / "evaluate", env=task_env())
+    assert result.returncode == 0, result.stderr
+    rows = _summary_rows(result.files("summary")[0])
+    assert sorted(rows) == sorted([TEST_ID, "lost", "refused"])
+    assert rows["lost"]["status"] == "failed" and rows["lost"]["failed_step"] == "surface"
+    assert "MSMS_SURFACE" in rows["lost"]["reason"] and rows["lost"]["target"] == "kq_1kq1_pdb1_1"
+
+    proc = subprocess.run(["egr", "run", "--decoys", str(tmp_path / "in" / "*"), "--outdir", str(tmp_path / "run"),
+                           "--surface-backend", "builtin", "--device", "cpu", "--quiet", "--no-report"],
+                          env=task_env(), capture_output=True, text=True, timeout=900)
+    run_rows = _summary_rows(tmp_path / "run" / "summary.tsv")
+    assert run_rows["refused"]["status"] == rows["refused"]["status"] == "failed"
+    assert run_rows["refused"]["reason"] == rows["refused"]["reason"]
+    assert rows[TEST_ID]["status"] == "ok", proc.stderr[-2000:]
+
+
+def test_samplesheet_id_pattern_is_exactly_the_ids_sanitize_id_keeps() -> None:
+    structure = pytest.importorskip("egr.structure")
+    schema = json.loads((REPO / "assets" / "schema_input.json").read_text())
+    assert schema.get("uniqueEntries") == ["id"], "nf-schema 2 checks uniqueness with uniqueEntries"
+    pattern = re.compile(schema["items"]["properties"]["id"]["pattern"])
+    ids = ["a", "A1", "1abc", "x.y", "a_b-c", "kq_1kq1_pdb1_1_HDOCK", "pdb", "a.pdb", "a.PDB", "a.pdb.gz", "a.gz",
+           "a.cif", "a.mmcif", "a.pdbx", "a.ent", "a.pdbq", "a.", "_a", "a_", "-a", ".a", "a b", "ä", "a/b", "a..b",
+           "a__b", "model.1", "x.tar", "gz", "tar.gz", ""]
+    for value in ids:
+        keeps = bool(value) and structure.sanitize_id(value) == value
+        assert bool(pattern.fullmatch(value)) == keeps, (value, structure.sanitize_id(value) if value else "")
+
+
+def test_summit_profile_can_work() -> None:
+    summit = _strip_comments((REPO / "conf" / "summit.config").read_text())
+    assert re.search(r"surface_backend\s*=\s*'builtin'", summit), "MSMS has no POWER9 build"
+    assert summit.count("IllegalArgumentException") == 2, "no -P null: a missing --cluster_account is an error"
+    assert summit.count("export -p > .egr_task_env") == 2
+    launcher = (REPO / "assets" / "summit" / "bin" / "singularity").read_text()
+    assert ". ./.egr_task_env" in launcher, "the launcher reads back what `env -` removed"
+    init = (REPO / "subworkflows" / "local" / "utils_egr_pipeline" / "main.nf").read_text()
+    assert "contains('summit') && !params.cluster_account" in init

@@ -28,7 +28,7 @@ workflow EGR {
     batch_size // integer: decoys per EGR_REFINE task
 
     main:
-    ch_versions = Channel.empty()
+    ch_versions = channel.empty()
 
     PREPARE_GRAPHS(ch_samples.map { meta, decoy, reference -> [ meta, decoy ] })
     ch_versions = ch_versions.mix(PREPARE_GRAPHS.out.versions)
@@ -82,6 +82,26 @@ workflow EGR {
     )
     ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.flatMap { meta, jsons -> jsons })
     ch_versions = ch_versions.mix(DOCKQ_SCORE.out.versions.first())
+
+    // Every decoy of the input, whatever step failed: a task that fails (errorStrategy 'ignore') leaves
+    // no <id>_scores.json, so the run's list of decoys, with the steps whose outputs exist, goes to the
+    // summary (egr.summary.MANIFEST), which gives each decoy without scores a failed row naming its step.
+    if ('egr' in refiners) {
+        ch_steps_done = PREPARE_GRAPHS.out.clean.map { meta, f -> [ meta.id, 'ingest' ] }
+            .mix(
+                PREPARE_GRAPHS.out.surface.map { meta, f -> [ meta.id, 'surface' ] },
+                PREPARE_GRAPHS.out.graph.map { meta, f -> [ meta.id, 'featurize' ] }
+            )
+            .groupTuple()
+        ch_manifest = ch_samples
+            .map { meta, decoy, reference -> [ meta.id, decoy.toString(), reference ? reference.toString() : '' ] }
+            .join(ch_steps_done, remainder: true)
+            .map { id, decoy, reference, steps -> [ id, decoy, reference, (steps ?: []).sort().join(',') ].join('\t') }
+            .toSortedList()
+            .map { lines -> ([ 'id\tinput\tnative\tcompleted' ] + lines).join('\n') + '\n' }
+            .collectFile(name: 'egr_decoys.tsv')
+        ch_results = ch_results.mix(ch_manifest)
+    }
 
     EVALUATE(ch_results.collect())
     ch_versions = ch_versions.mix(EVALUATE.out.versions)

@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from egr.io import atomic_write_json
+from egr.io import atomic_write_json, file_sha256
 from egr.structure import Complex, sanitize_id
 
 from . import galaxy, modeller, openmm_relax
 from .common import BaselineResult, Refined, run_refiner
 
-__all__ = ["METHODS", "BaselineResult", "available", "run_baseline", "baseline_command"]
+__all__ = ["METHODS", "BaselineResult", "available", "run_baseline", "baseline_command", "baseline_record"]
 
 METHODS = ("openmm", "modeller", "galaxy")
 
@@ -96,5 +96,12 @@ def baseline_command(method: str, decoy: Path | str, outdir: Path | str, decoy_i
     ident = decoy_id or sanitize_id(decoy)
     folder = Path(outdir) / ident
     result = run_baseline(method, decoy, folder / f"{ident}_{method}.pdb", **options)
-    atomic_write_json(folder / f"{ident}_{method}.json", result.as_dict())
+    atomic_write_json(folder / f"{ident}_{method}.json", baseline_record(result, decoy))
     return result
+
+
+def baseline_record(result: BaselineResult, decoy: Path | str) -> dict[str, Any]:
+    """The ``<id>_<method>.json`` record of one refiner run, the same for ``egr baseline`` and ``egr run``:
+    status (ok, skipped or failed), its reason, the output, seconds and the SHA-256 of the input decoy
+    (which tells a later run whether the record still belongs to this input)."""
+    return {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": file_sha256(decoy)}

@@ -26,6 +26,8 @@ process EGR_REFINE {
     def args = task.ext.args ?: ''
     def weights_arg = weights ? "--weights ${weights}" : ''
     """
+    # torch/BLAS threads follow the task's cpus, not the node's core count.
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
     egr refine ${graphs} --outdir . ${weights_arg} ${args}
 
     cat <<-END_VERSIONS > versions.yml

@@ -18,6 +18,8 @@ process FEATURIZE {
     script:
     def args = task.ext.args ?: ''
     """
+    # torch/BLAS threads follow the task's cpus, not the node's core count.
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
     egr featurize ${clean} --surface ${surface} --outdir . --id ${meta.id} ${args}
 
     cat <<-END_VERSIONS > versions.yml

@@ -15,9 +15,9 @@ workflow RUN_BASELINES {
     refiners // list   : refiner names from --refiners
 
     main:
-    ch_models   = Channel.empty()
-    ch_json     = Channel.empty()
-    ch_versions = Channel.empty()
+    ch_models   = channel.empty()
+    ch_json     = channel.empty()
+    ch_versions = channel.empty()
 
     if ('openmm' in refiners) {
         OPENMM_RELAX(ch_clean)

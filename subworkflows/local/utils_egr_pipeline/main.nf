@@ -24,6 +24,9 @@ workflow PIPELINE_INITIALISATION {
     }
     log.info paramsSummaryLog(workflow)
 
+    if (workflow.profile.tokenize(',').contains('summit') && !params.cluster_account) {
+        error "-profile summit needs --cluster_account (the OLCF project that LSF charges, -P)."
+    }
     if (!input == !decoys) {
         error "Give exactly one of --input (a samplesheet) or --decoys (a quoted glob)."
     }
@@ -32,16 +35,16 @@ workflow PIPELINE_INITIALISATION {
         // Relative paths in a samplesheet are taken from the samplesheet's own folder, as
         // `egr run --input` does, so one samplesheet works from any launch directory.
         def base = file(input).parent
-        ch_samples = Channel
+        ch_samples = channel
             .fromList(samplesheetToList(input, "${projectDir}/assets/schema_input.json"))
             .map { meta, decoy, reference -> [ meta, base.resolve(decoy), reference ? base.resolve(reference) : [] ] }
     } else {
         // A decoy's native is the file in --natives whose id is the decoy's id or its longest
         // prefix ending before a '_': decoys/1AK4_model_3.pdb -> natives/1AK4.pdb.gz.
         ch_native_by_id = natives
-            ? Channel.fromPath("${natives}/*", checkIfExists: true).map { f -> [ decoyId(f), f ] }.toList().map { pairs -> pairs.collectEntries() }
-            : Channel.value([:])
-        ch_samples = Channel
+            ? channel.fromPath("${natives}/*", checkIfExists: true).map { f -> [ decoyId(f), f ] }.toList().map { pairs -> pairs.collectEntries() }
+            : channel.value([:])
+        ch_samples = channel
             .fromPath(decoys, checkIfExists: true)
             .map { f -> [ [ id: decoyId(f) ], f ] }
             .combine(ch_native_by_id)
@@ -67,9 +70,9 @@ workflow PIPELINE_INITIALISATION {
 // tests/test_nextflow.py checks this against the Python function.
 def decoyId(path) {
     def name = path instanceof String ? path : path.name
-    while (name =~ /(?i)^.+\.(gz|pdb|ent|cif|mmcif|pdbx)$/) {
-        name = name.replaceFirst(/\.[^.]*$/, '')
-    }
+    // Every trailing structure suffix at once, keeping at least one character before them (the
+    // strict parser has no loops; the lazy prefix leaves the shortest stem, as the Python loop does).
+    name = name.replaceFirst(/(?i)^(.+?)(\.(gz|pdb|ent|cif|mmcif|pdbx))+$/, '$1')
     def ascii = java.text.Normalizer.normalize(name, java.text.Normalizer.Form.NFKD).replaceAll(/[^\x00-\x7F]/, '')
     def safe = ascii.replaceAll(/[^A-Za-z0-9._-]+/, '_').replaceAll(/^[._-]+|[._-]+$/, '')
     return safe ?: 'decoy'
