@@ -4,7 +4,7 @@
     egr-nf: refine protein-complex decoys with EGR
 ========================================================================================
     nextflow run main.nf -profile test,docker --outdir results
-    nextflow run main.nf -profile singularity --decoys 'decoys/*.pdb.gz' --outdir results
+    nextflow run main.nf -profile singularity --decoys 'decoys/*.pdb.gz' --natives natives/ --outdir results
     Docs: docs/nextflow.md. The same steps run without Nextflow as `egr run`.
 ----------------------------------------------------------------------------------------
 */

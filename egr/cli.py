@@ -2,8 +2,11 @@
 
 Exit status, every command: 0 done (decoys ok or skipped), 1 a decoy or structure failed (one line
 per failure), 2 bad usage (click.UsageError / BadParameter: options, paths, samplesheet, device),
-reported before any work. Each command imports what it needs (torch, DockQ, pandas take seconds to
-load) after click has checked its arguments, so ``egr --help`` and usage errors come at once.
+reported before any work. With --keep-going (ingest, surface, featurize, refine; the Nextflow modules use
+it) a decoy that fails writes its own failure record (<id>_scores.json: status failed, reason,
+failed_step) and the command exits 0, so the run's summary shows the reason. Each command imports what it
+needs (torch, DockQ, pandas take seconds to load) after click has checked its arguments, so
+``egr --help`` and usage errors come at once.
 """
 
 from __future__ import annotations
@@ -57,6 +60,32 @@ WEIGHTS = click.option("--weights", type=click.Path(path_type=Path, exists=True,
                        help="EGR weights (.safetensors with a .json beside it); default: the shipped model.")
 
 
+KEEP_GOING = click.option("--keep-going", is_flag=True,
+                          help="When this step fails on a decoy, write its <id>_scores.json (status failed, the one-line "
+                               "reason, failed_step) and exit 0, so a pipeline lists the decoy with its reason.")
+
+
+def _record_failure(outdir: Path, decoy_id: str, step: str, reason: str, source: str = "") -> None:
+    """--keep-going: the failed decoy's ``<id>_scores.json``, the record ``egr run`` writes for a failed decoy
+    (id, status failed, one-line reason, input, egr_version) plus the step it failed at (``failed_step``),
+    and its one line on stderr."""
+    from egr.io import atomic_write_json
+    from egr.pipeline import decoy_dir
+
+    click.echo(f"egr: failed: {decoy_id}: {step}: {reason}", err=True)
+    record = {"id": decoy_id, "status": "failed", "reason": reason, "failed_step": step, "input": source,
+              "egr_version": __version__}
+    atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", record)
+
+
+def _step_reason(exc: Exception) -> str:
+    """A step failure's one-line reason, worded as ``egr run`` words it (a refused structure: its reason)."""
+    from egr.runner import _one_line
+    from egr.structure import IngestError
+
+    return exc.reason if isinstance(exc, IngestError) else _one_line(exc)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", "-V", message="%(version)s")
 def main() -> None:
@@ -75,12 +104,11 @@ def main() -> None:
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
 @click.option("--ca-only-ok", is_flag=True, help="Accept Cα-only traces (for the Cα graph).")
 @click.option("--keep-going", is_flag=True,
-              help="On refused input write <id>_scores.json (status failed, reason) and exit 0, so a pipeline "
-                   "lists the decoy in its summary instead of losing it.")
+              help="On refused input write <id>_scores.json (status failed, reason, failed_step) and exit 0, so a "
+                   "pipeline lists the decoy in its summary instead of losing it.")
 def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, keep_going: bool) -> None:
     """Validate and clean DECOY (PDB/mmCIF, optionally .gz): writes <id>_clean.pdb and <id>_ingest.json."""
-    from egr.io import atomic_write_json
-    from egr.pipeline import decoy_dir, ingest_step
+    from egr.pipeline import ingest_step
     from egr.structure import IngestError, sanitize_id
 
     decoy_id = sanitize_id(decoy_id or decoy)
@@ -89,9 +117,7 @@ def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, ke
     except IngestError as exc:
         if not keep_going:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"egr: failed: {exc}", err=True)
-        failure = {"id": decoy_id, "status": "failed", "reason": exc.reason, "input": str(decoy), "egr_version": __version__}
-        atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", failure)
+        _record_failure(outdir, decoy_id, "ingest", exc.reason, str(decoy))
         return
     for warning in record.warnings:
         click.echo(f"egr: warning: {decoy}: {warning}", err=True)
@@ -104,7 +130,9 @@ def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, ke
 @click.option("--backend", type=SURFACE_BACKENDS, default="auto", show_default=True,
               help="msms = the MSMS program; builtin = numerical fallback; auto = MSMS where found.")
 @click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
-def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, msms: Path | None) -> None:
+@KEEP_GOING
+def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, msms: Path | None,
+            keep_going: bool) -> None:
     """Per-chain atom depth and surface proximity of CLEAN_PDB: writes <id>_surface.npz."""
     from egr.pipeline import PrepOptions, surface_step
     from egr.structure import IngestError, read_decoy
@@ -113,7 +141,12 @@ def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, m
     try:
         complex_, _ = read_decoy(clean_pdb)
         result = surface_step(complex_, outdir, decoy_id, PrepOptions(backend, str(msms) if msms else None))
-    except (IngestError, RuntimeError, FileNotFoundError) as exc:
+    except Exception as exc:  # with --keep-going any failure is this decoy's; else only the expected ones are
+        if keep_going:
+            _record_failure(outdir, decoy_id, "surface", _step_reason(exc))
+            return
+        if not isinstance(exc, (IngestError, RuntimeError, FileNotFoundError)):
+            raise
         raise click.ClickException(str(exc)) from None
     for warning in result.warnings:
         click.echo(f"egr: warning: {clean_pdb}: {warning}", err=True)
@@ -126,7 +159,9 @@ def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, m
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
 @click.option("--ca-graph", is_flag=True, help="Build the Cα graph (28 node / 14 edge features).")
-def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str | None, ca_graph: bool) -> None:
+@KEEP_GOING
+def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str | None, ca_graph: bool,
+              keep_going: bool) -> None:
     """Build the EGR k-NN graph (k = 20) of CLEAN_PDB: writes <id>_graph.pt."""
     from egr.pipeline import PrepOptions, featurize_step, load_surface
     from egr.structure import IngestError, read_decoy
@@ -135,7 +170,12 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
     try:
         complex_, _ = read_decoy(clean_pdb, ca_only_ok=ca_graph)
         featurize_step(complex_, load_surface(surface_file), outdir, decoy_id, PrepOptions(ca_graph=ca_graph))
-    except (IngestError, OSError, ValueError) as exc:
+    except Exception as exc:  # with --keep-going any failure is this decoy's; else only the expected ones are
+        if keep_going:
+            _record_failure(outdir, decoy_id, "featurize", _step_reason(exc))
+            return
+        if not isinstance(exc, (IngestError, OSError, ValueError)):
+            raise
         raise click.ClickException(str(exc)) from None
 
 
@@ -147,20 +187,56 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
               help="Graphs moved to the device together; each decoy's passes run on its own graph.")
 @NO_GATE
+@click.option("--keep-going", is_flag=True,
+              help="A decoy that fails (its graph unreadable, its refinement failing even alone) gets its own "
+                   "<id>_scores.json (status failed, the one-line reason, failed_step refine) and the others go on; "
+                   "exit 0.")
 def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
-           no_gate: bool) -> None:
+           no_gate: bool, keep_going: bool) -> None:
     """Refine GRAPHS (<id>_graph.pt) with EGR: writes <id>_refined.pdb, <id>_plddt.csv, <id>_scores.json."""
     from egr.graph import load_graph
     from egr.refine import refine_bundles, write_outputs
     from egr.weights import load_model
 
-    try:
-        bundles = [load_graph(g) for g in graphs]
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    def unreadable(graph: Path, exc: Exception) -> str:
+        return f"{graph.name}: not a readable egr graph ({_step_reason(exc)})"
+
+    if not keep_going:
+        bundles = []
+        for graph in graphs:
+            try:
+                bundles.append(load_graph(graph))
+            except Exception as exc:  # torch.load's errors of a damaged file include KeyError and pickle's
+                raise click.ClickException(unreadable(graph, exc)) from None
+        model, info = load_model(weights, device, gate=not no_gate)
+        for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
+            write_outputs(bundle, refinement, outdir, info, device)
+        return
+    from egr.runner import RunOptions, _refine_each
+
+    bundles = []
+    for graph in graphs:
+        try:
+            bundles.append(load_graph(graph))
+        except Exception as exc:  # this graph's decoy alone
+            _record_failure(outdir, _step_id(None, Path(graph.name.removesuffix(".pt")), "_graph"), "refine",
+                            unreadable(graph, exc))
+    if not bundles:
+        return
     model, info = load_model(weights, device, gate=not no_gate)
-    for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
-        write_outputs(bundle, refinement, outdir, info, device)
+    # egr run's batch rule: a batch that fails is retried one decoy at a time, and a decoy that still
+    # fails gets its one-line reason
+    options = RunOptions(outdir, device=device, batch_size=batch_size)
+    for bundle, outcome in zip(bundles, _refine_each(bundles, model, info, options)):
+        if isinstance(outcome, str):
+            _record_failure(outdir, bundle.decoy_id, "refine", outcome)
+            continue
+        try:
+            write_outputs(bundle, outcome, outdir, info, device)
+        except Exception as exc:  # no half-written outputs beside the failure record
+            for suffix in ("_refined.pdb", "_plddt.csv"):
+                (Path(outdir) / bundle.decoy_id / f"{bundle.decoy_id}{suffix}").unlink(missing_ok=True)
+            _record_failure(outdir, bundle.decoy_id, "refine", _step_reason(exc))
 
 
 # extra arguments are allowed through to `run` only to tell an unquoted --decoys pattern that the shell
@@ -290,7 +366,9 @@ def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> No
 
 def _no_decoys(results: Path, staged: bool) -> str | None:
     """Why the results folder has nothing to evaluate or report, or None. With ``staged``, per-decoy
-    ``<id>_scores.json`` files (as a Nextflow run stages them) stand in for a missing summary.tsv."""
+    ``<id>_scores.json`` files (as a Nextflow run stages them), or the run's decoy list ``egr_decoys.tsv``
+    (egr.summary.MANIFEST: a run whose every decoy failed before leaving any), stand in for a missing
+    summary.tsv; the summary built from them lists each decoy, failed ones included."""
     summary = results / "summary.tsv"
     if summary.is_file():
         with summary.open() as handle:
@@ -298,6 +376,11 @@ def _no_decoys(results: Path, staged: bool) -> str | None:
             return None if next(handle, None) else f"no decoys in {summary}"
     if staged and next(results.rglob("*_scores.json"), None) is not None:
         return None
+    if staged:
+        from egr.summary import read_manifest
+
+        if read_manifest(results):
+            return None
     return f"no summary.tsv{' and no decoys (<id>_scores.json)' if staged else ''} in {results}"
 
 

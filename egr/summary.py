@@ -170,7 +170,8 @@ def lost_decoy_row(entry: dict) -> dict:
     return row
 
 
-def _manifest(results: Path) -> list[dict]:
+def read_manifest(results: Path) -> list[dict]:
+    """The entries (id, input, native, completed) of the :data:`MANIFEST` found below ``results``; [] without one."""
     path = next(Path(results).rglob(MANIFEST), None)
     if path is None:
         return []
@@ -181,12 +182,16 @@ def _manifest(results: Path) -> list[dict]:
 def summarize(results: Path) -> list[dict]:
     """Rows for every ``*_scores.json`` found below ``results`` and, when the folder holds the run's
     :data:`MANIFEST`, for every decoy listed there that has none (:func:`lost_decoy_row`): no decoy of
-    the run is left out of the table (sorted by ID)."""
+    the run is left out of the table (sorted by ID). A decoy the manifest lists takes its ``input`` from
+    there (the path the run was given, not the name its file was staged under in a task)."""
     rows = {row["id"]: row for row in (decoy_row(path) for path in Path(results).rglob("*_scores.json"))}
-    for entry in _manifest(results):
+    for entry in read_manifest(results):
         if entry["id"] in rows:
-            if entry.get("native") and not rows[entry["id"]].get("target"):
-                rows[entry["id"]]["target"] = sanitize_id(entry["native"])
+            row = rows[entry["id"]]
+            if entry.get("input"):
+                row["input"] = entry["input"]
+            if entry.get("native") and not row.get("target"):
+                row["target"] = sanitize_id(entry["native"])
         else:
             rows[entry["id"]] = lost_decoy_row(entry)
     return sorted(rows.values(), key=lambda row: row["id"])

@@ -818,3 +818,189 @@ def test_summit_profile_can_work() -> None:
     assert ". ./.egr_task_env" in launcher, "the launcher reads back what `env -` removed"
     init = (REPO / "subworkflows" / "local" / "utils_egr_pipeline" / "main.nf").read_text()
     assert "contains('summit') && !params.cluster_account" in init
+
+
+def test_a_step_that_fails_on_a_decoy_records_its_reason(chain: Chain, tmp_path: Path) -> None:
+    """MSMS_SURFACE, FEATURIZE and EGR_REFINE run their command with --keep-going: a decoy the step fails on
+    gets its own failure record (<id>_scores.json: status failed, the one-line reason, failed_step), the task
+    succeeds, and EVALUATE's summary.tsv shows that reason and step instead of a pointer to .command.err.
+    EGR_REFINE takes a batch: the decoy that fails gets the record, the other decoy of the batch is refined."""
+    try:
+        good_graph = chain.out("featurize", "graph")[0]
+        clean = chain.out("ingest", "clean")[0]
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    missing = missing_requirement(["egr:refine", "egr:evaluate"])
+    if missing:
+        pytest.skip(missing)
+
+    def module(name: str) -> nm.Module:
+        return nm.parse_module(REPO / "modules" / "local" / name / "main.nf")
+
+    # MSMS_SURFACE on a structure that cannot be read as a complex
+    flat = tmp_path / "in" / "flat_clean.pdb"
+    flat.parent.mkdir()
+    flat.write_text(BAD_PDB)
+    surface = nm.run_task(module("msms_surface"), [[nm.Obj(id="flat"), flat]], tmp_path / "surface",
+                          ext_args="--backend builtin", env=task_env())
+    # FEATURIZE with a surface file that is not one
+    broken = tmp_path / "in" / "broken_surface.npz"
+    broken.write_text("not an npz archive\n")
+    featurize = nm.run_task(module("featurize"), [[nm.Obj(id="broken"), clean, broken]], tmp_path / "featurize",
+                            env=task_env())
+    # EGR_REFINE on a batch of a good graph and one that is not a graph
+    junk = tmp_path / "in" / "junk_graph.pt"
+    junk.write_bytes(b"\x80\x02not a torch file")
+    refine = nm.run_task(module("egr_refine"), [[nm.Obj(id="batch_1"), [good_graph, junk]], [[], []]],
+                         tmp_path / "refine", ext_args="--device cpu --batch-size 8", env=task_env())
+    for name, task in (("msms_surface", surface), ("featurize", featurize), ("egr_refine", refine)):
+        assert task.returncode == 0 and not task.missing, f"{name}: {task.returncode} {task.missing}\n{task.stderr[-2000:]}"
+    assert surface.files("surface") == [] and [f.name for f in surface.files("failed")] == ["flat_scores.json"]
+    assert featurize.files("graph") == [] and [f.name for f in featurize.files("failed")] == ["broken_scores.json"]
+    assert sorted(f.name for f in refine.files("scores")) == sorted([f"{TEST_ID}_scores.json", "junk_scores.json"])
+    assert [f.name for f in refine.files("refined")] == [f"{TEST_ID}_refined.pdb"], "the batch's good decoy goes on"
+
+    manifest = tmp_path / "egr_decoys.tsv"
+    manifest.write_text("id\tinput\tnative\tcompleted\n"
+                        f"{TEST_ID}\t{TEST_DECOY}\t\tfeaturize,ingest,surface\n"
+                        "flat\t/data/flat.pdb\t\tingest\n"
+                        "broken\t/data/broken.pdb\t\tingest,surface\n"
+                        "junk\t/data/junk.pdb\t\tfeaturize,ingest,surface\n")
+    staged = [*surface.files("failed"), *featurize.files("failed"), *refine.files("scores"), *refine.files("plddt"),
+              *refine.files("refined"), manifest]
+    evaluate = nm.run_task(module("evaluate"), [staged], tmp_path / "evaluate", env=task_env())
+    assert evaluate.returncode == 0, evaluate.stderr
+    rows = _summary_rows(evaluate.files("summary")[0])
+    assert sorted(rows) == sorted([TEST_ID, "flat", "broken", "junk"])
+    assert rows[TEST_ID]["status"] == "ok" and rows[TEST_ID]["input"] == str(TEST_DECOY)
+    expected = {"flat": ("surface", "degenerate"), "broken": ("featurize", "pickled data"),
+                "junk": ("refine", "junk_graph.pt: not a readable egr graph")}
+    for decoy_id, (step, words) in expected.items():
+        row = rows[decoy_id]
+        assert (row["status"], row["failed_step"], row["input"]) == ("failed", step, f"/data/{decoy_id}.pdb"), row
+        assert words in row["reason"] and ".command.err" not in row["reason"], row["reason"]
+
+
+def test_evaluate_and_report_take_a_run_whose_every_decoy_failed(tmp_path: Path) -> None:
+    """A staged folder with no <id>_scores.json, only the run's decoy list (every task died before writing
+    one): EVALUATE lists each decoy as failed with its step, and REPORT reports those rows."""
+    missing = missing_requirement(["egr:evaluate", "egr:report"])
+    if missing:
+        pytest.skip(missing)
+    manifest = tmp_path / "egr_decoys.tsv"
+    manifest.write_text("id\tinput\tnative\tcompleted\n"
+                        f"a\t/data/a.pdb\t{TEST_NATIVE}\tingest\n"
+                        "b\t/data/b.pdb\t\t\n")
+    evaluate = nm.run_task(nm.parse_module(REPO / "modules" / "local" / "evaluate" / "main.nf"), [[manifest]],
+                           tmp_path / "evaluate", env=task_env())
+    assert evaluate.returncode == 0 and not evaluate.missing, evaluate.stderr
+    rows = _summary_rows(evaluate.files("summary")[0])
+    assert {k: (r["status"], r["failed_step"]) for k, r in rows.items()} == {"a": ("failed", "surface"),
+                                                                            "b": ("failed", "ingest")}
+    report = nm.run_task(nm.parse_module(REPO / "modules" / "local" / "report" / "main.nf"),
+                         [[manifest, *evaluate.files("summary"), *evaluate.files("tsv")]], tmp_path / "report",
+                         env=task_env())
+    assert report.returncode == 0 and not report.missing, report.stderr
+    assert "MSMS_SURFACE task failed" in report.files("html")[0].read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# (g) The documented `nextflow run` commands are one set
+
+
+def _join_continuations(text: str) -> list[str]:
+    out: list[str] = []
+    for line in text.splitlines():
+        if out and out[-1].endswith("\\"):
+            out[-1] = out[-1][:-1].rstrip() + " " + line.strip()
+        else:
+            out.append(line.strip())
+    return out
+
+
+def nextflow_commands(path: Path) -> list[str]:
+    """The `nextflow run` command lines of a file, continuation lines joined, whitespace normalised, trailing
+    `# comments` dropped: of the fenced code blocks of a Markdown file, or anywhere (comments, strings) in a
+    Nextflow script or config."""
+    text = path.read_text()
+    if path.suffix == ".md":
+        text = "\n".join(re.findall(r"^```[^\n]*\n(.*?)^```", text, re.M | re.S))
+    commands = []
+    for line in _join_continuations(text):
+        m = re.search(r"nextflow run [^\"\n]*", line)
+        if m and (path.suffix != ".md" or line.startswith("nextflow run")):
+            commands.append(" ".join(re.sub(r"\s+#.*$", "", m.group(0)).split()))
+    return commands
+
+
+def _command_parts(command: str) -> tuple[list[str], dict[str, str]]:
+    """(profiles, {param: value}) of a `nextflow run main.nf ...` line."""
+    tokens = command.split()[3:]
+    profiles: list[str] = []
+    params: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        value = tokens[i + 1] if i + 1 < len(tokens) and not tokens[i + 1].startswith("-") else ""
+        if token == "-profile":
+            profiles = value.split(",")
+        elif token.startswith("--"):
+            params[token[2:]] = value
+        i += 2 if value else 1
+    return profiles, params
+
+
+DOC_COMMANDS = nextflow_commands(REPO / "docs" / "nextflow.md")
+COMMAND_SOURCES = ["README.md", "main.nf", "nextflow.config", *(f"conf/{p.name}" for p in sorted(REPO.glob("conf/*.config")))]
+
+
+def test_docs_have_nextflow_commands() -> None:
+    assert len(DOC_COMMANDS) >= 5, DOC_COMMANDS
+    assert all(c.startswith("nextflow run main.nf ") for c in DOC_COMMANDS), DOC_COMMANDS
+
+
+@pytest.mark.parametrize("source", COMMAND_SOURCES)
+def test_every_nextflow_command_is_one_the_docs_give(source: str) -> None:
+    commands = nextflow_commands(REPO / source)
+    if source == "README.md":
+        assert commands, "the README's Nextflow section shows how to run the pipeline"
+    stray = [c for c in commands if c not in DOC_COMMANDS]
+    assert stray == [], f"{source}: not in docs/nextflow.md: {stray}"
+
+
+@pytest.mark.parametrize("command", DOC_COMMANDS)
+def test_documented_command_uses_real_profiles_and_params(command: str) -> None:
+    profiles, params = _command_parts(command)
+    assert set(profiles) <= config_profiles(), (command, set(profiles) - config_profiles())
+    assert set(params) - {"help"} <= set(config_params()), (command, set(params) - set(config_params()))
+    if "help" not in params:
+        assert "outdir" in params, f"{command}: --outdir is required"
+
+
+def _nf_test_runs(path: Path) -> list[tuple[str, set[str], bool]]:
+    """(profile, names of the params it sets, whether it runs -stub) of each test of a pipeline nf-test file."""
+    runs = []
+    for body in re.split(r'^\s*test\("[^"]*"\)\s*\{', path.read_text(), flags=re.M)[1:]:
+        profile = re.search(r'^\s*profile\s+"([^"]+)"', body, re.M)
+        block = re.search(r"^\s*params\s*\{(.*?)^\s*\}", body, re.M | re.S)
+        names = set(re.findall(r"^\s*(\w+)\s*=", block.group(1), re.M)) if block else set()
+        runs.append((profile.group(1) if profile else "", names, '"-stub"' in body))
+    return runs
+
+
+def test_the_documented_test_profile_run_is_the_nf_test_one() -> None:
+    """Each documented run of the bundled data (`-profile test,<container>`) is a test of tests/main.nf.test:
+    same profile (the container profile aside: a -stub run needs none), same params besides --outdir."""
+    runs = _nf_test_runs(REPO / "tests" / "main.nf.test")
+    containers = {"docker", "singularity", "apptainer"}
+    checked = 0
+    for command in DOC_COMMANDS:
+        profiles, params = _command_parts(command)
+        if "test" not in profiles:
+            continue
+        rest = ",".join(p for p in profiles if p not in containers)
+        wanted = set(params) - {"outdir"}
+        assert any(profile == rest and names - {"outdir"} == wanted and stub for profile, names, stub in runs), \
+            f"{command}: no test in tests/main.nf.test with profile {rest!r} and params {sorted(wanted)}: {runs}"
+        checked += 1
+    assert checked, "docs/nextflow.md shows the -profile test run"

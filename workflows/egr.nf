@@ -83,9 +83,11 @@ workflow EGR {
     ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.flatMap { meta, jsons -> jsons })
     ch_versions = ch_versions.mix(DOCKQ_SCORE.out.versions.first())
 
-    // Every decoy of the input, whatever step failed: a task that fails (errorStrategy 'ignore') leaves
-    // no <id>_scores.json, so the run's list of decoys, with the steps whose outputs exist, goes to the
-    // summary (egr.summary.MANIFEST), which gives each decoy without scores a failed row naming its step.
+    // Every decoy of the input, whatever step failed. The step commands run with --keep-going, so a decoy
+    // a step fails on leaves its own failure record (reason, failed_step) in ch_results; a task that dies
+    // without one (killed, errorStrategy 'ignore') leaves nothing, so the run's list of decoys, with the
+    // steps whose outputs exist, goes to the summary too (egr.summary.MANIFEST), which gives each decoy
+    // without scores a failed row naming its step.
     if ('egr' in refiners) {
         ch_steps_done = PREPARE_GRAPHS.out.clean.map { meta, f -> [ meta.id, 'ingest' ] }
             .mix(

@@ -13,9 +13,11 @@ process EGR_REFINE {
     tuple path(weights), path(model_card) // W.safetensors and its W.json sidecar; [] and [] for the shipped model
 
     output:
-    // One <id>/ folder per graph of the batch; the workflow splits them back per decoy.
-    tuple val(meta), path("*/*_refined.pdb"), emit: refined
-    tuple val(meta), path("*/*_plddt.csv")  , emit: plddt
+    // One <id>/ folder per graph of the batch; the workflow splits them back per decoy. Every graph
+    // gets a <id>_scores.json: a decoy that fails (--keep-going) gets its own failed record, with its
+    // reason, and no structure, while the others of the batch go on.
+    tuple val(meta), path("*/*_refined.pdb"), emit: refined, optional: true
+    tuple val(meta), path("*/*_plddt.csv")  , emit: plddt  , optional: true
     tuple val(meta), path("*/*_scores.json"), emit: scores
     path "versions.yml"                     , emit: versions
 
@@ -28,7 +30,7 @@ process EGR_REFINE {
     """
     # torch/BLAS threads follow the task's cpus, not the node's core count.
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
-    egr refine ${graphs} --outdir . ${weights_arg} ${args}
+    egr refine ${graphs} --outdir . ${weights_arg} --keep-going ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -9,7 +9,10 @@ process FEATURIZE {
     tuple val(meta), path(clean), path(surface)
 
     output:
-    tuple val(meta), path("${meta.id}/${meta.id}_graph.pt"), emit: graph
+    // A decoy this step fails on (--keep-going) has no graph but a <id>_scores.json with its reason
+    // and failed_step, which the summary lists as failed, as `egr run` does.
+    tuple val(meta), path("${meta.id}/${meta.id}_graph.pt")   , emit: graph , optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed, optional: true
     path "versions.yml"                                     , emit: versions
 
     when:
@@ -20,7 +23,7 @@ process FEATURIZE {
     """
     # torch/BLAS threads follow the task's cpus, not the node's core count.
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
-    egr featurize ${clean} --surface ${surface} --outdir . --id ${meta.id} ${args}
+    egr featurize ${clean} --surface ${surface} --outdir . --id ${meta.id} --keep-going ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

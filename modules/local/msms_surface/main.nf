@@ -11,7 +11,10 @@ process MSMS_SURFACE {
     tuple val(meta), path(clean)
 
     output:
-    tuple val(meta), path("${meta.id}/${meta.id}_surface.npz"), emit: surface
+    // A decoy this step fails on (--keep-going) has no surface but a <id>_scores.json with its reason
+    // and failed_step, which the summary lists as failed, as `egr run` does.
+    tuple val(meta), path("${meta.id}/${meta.id}_surface.npz"), emit: surface, optional: true
+    tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed , optional: true
     path "versions.yml"                                         , emit: versions
 
     when:
@@ -20,7 +23,7 @@ process MSMS_SURFACE {
     script:
     def args = task.ext.args ?: ''
     """
-    egr surface ${clean} --outdir . --id ${meta.id} ${args}
+    egr surface ${clean} --outdir . --id ${meta.id} --keep-going ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -18,13 +18,17 @@ workflow PREPARE_GRAPHS {
     MSMS_SURFACE(INGEST.out.clean)
     FEATURIZE(INGEST.out.clean.join(MSMS_SURFACE.out.surface))
 
+    // The failure records (<id>_scores.json: reason, failed_step) of the decoys INGEST refused or
+    // MSMS_SURFACE or FEATURIZE failed on (--keep-going): the summary shows each with its reason.
+    ch_failed = INGEST.out.failed.mix(MSMS_SURFACE.out.failed, FEATURIZE.out.failed)
+
     ch_versions = INGEST.out.versions.first()
         .mix(MSMS_SURFACE.out.versions.first(), FEATURIZE.out.versions.first())
 
     emit:
     clean    = INGEST.out.clean        // channel: [ val(meta), path(<id>_clean.pdb) ]
     ingest   = INGEST.out.json         // channel: [ val(meta), path(<id>_ingest.json) ]
-    failed   = INGEST.out.failed       // channel: [ val(meta), path(<id>_scores.json) ] of refused decoys
+    failed   = ch_failed               // channel: [ val(meta), path(<id>_scores.json) ] of failed decoys
     surface  = MSMS_SURFACE.out.surface // channel: [ val(meta), path(<id>_surface.npz) ]
     graph    = FEATURIZE.out.graph     // channel: [ val(meta), path(<id>_graph.pt) ]
     versions = ch_versions             // channel: path(versions.yml)
