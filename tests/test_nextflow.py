@@ -1,7 +1,9 @@
 """The Nextflow layer, checked without a Nextflow engine.
 
 (a) every module's `script:` is rendered for a real test decoy and run in a temp folder with the real
-    `egr` CLI / tool, and every declared output must exist (and every stub must produce them too);
+    `egr` CLI / tool, and every declared output must exist (and every stub must produce them too); the
+    tool versions, `eval` outputs sent to the `versions` topic, are evaluated after the script (and the
+    stub) as Nextflow does, and the workflow's YAML of them is what MultiQC reads;
 (b) params: used in *.nf/*.config ⇔ declared in nextflow.config ⇔ described in nextflow_schema.json,
     defaults agree, both JSON schemas are valid, the bundled samplesheets validate;
 (c) every profile the docs name exists in nextflow.config;
@@ -240,6 +242,29 @@ def test_every_module_has_a_recipe() -> None:
     assert sorted(RECIPES) == MODULES, "add a recipe (inputs from a real test decoy) for every module"
 
 
+def test_harness_evaluates_eval_outputs_as_nextflow_does(tmp_path: Path) -> None:
+    """The module runner's `eval` outputs: run after a script that succeeded, through `bash -c "..."` (its quotes
+    escaped) in the task folder, the value is the command's stdout; a failing command is reported (Nextflow
+    fails the task); tuples go to their emit and their topic; a failed script never reaches them."""
+    source = tmp_path / "main.nf"
+    source.write_text("\n".join([
+        "process T {", "    input:", "    val x", "", "    output:",
+        "    tuple val(\"${task.process}\"), val('quoted'), eval('echo \"1.0 b\" > /dev/null; echo \"2.0\"'), "
+        "emit: versions_quoted, topic: versions",
+        "    tuple val(\"${task.process}\"), val('workdir'), eval(\"cat made.txt\"), emit: versions_workdir, topic: versions",
+        "    tuple val(\"${task.process}\"), val('bad'), eval('exit 3'), emit: versions_bad", "",
+        "    script:", '    """', "    echo 0.5 > made.txt", "    ${x}", '    """', "}", ""]))
+    module = nm.parse_module(source)
+    ok = nm.run_task(module, ["true"], tmp_path / "ok")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.values == {"versions_quoted": [("T", "quoted", "2.0")], "versions_workdir": [("T", "workdir", "0.5")],
+                         "versions_bad": [("T", "bad", "")]}
+    assert ok.topics == {"versions": [("T", "quoted", "2.0"), ("T", "workdir", "0.5")]}
+    assert len(ok.eval_errors) == 1 and "exited 3" in ok.eval_errors[0]
+    failed = nm.run_task(module, ["exit 1"], tmp_path / "failed")
+    assert failed.returncode == 1 and failed.values == {} and failed.topics == {} and failed.eval_errors == []
+
+
 @pytest.mark.parametrize("name", list(RECIPES))
 def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
     try:
@@ -249,16 +274,38 @@ def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
     log = f"script:\n{result.script}\nstderr (tail):\n{result.stderr[-3000:]}"
     assert result.returncode == 0, f"{name} exited {result.returncode}\n{log}"
     assert not result.missing, f"{name}: declared outputs missing: {result.missing}\n{log}"
-    versions = nm.read_versions(result.workdir / "versions.yml")
-    module = nm.parse_module(REPO / "modules" / "local" / name / "main.nf")
-    assert list(versions) == [module.name], versions
-    assert all(v and v != "null" for v in versions[module.name].values()), f"empty tool version: {versions}"
+    assert_versions(name, nm.parse_module(REPO / "modules" / "local" / name / "main.nf"), result)
     for files in result.outputs.values():
         for f in files:
             if f.suffix == ".json":
                 json.loads(f.read_text())  # valid JSON, as the next steps read it
             elif f.is_file():
-                assert f.stat().st_size > 0 or f.name == "versions.yml", f"{f} is empty"
+                assert f.stat().st_size > 0, f"{f} is empty"
+
+
+# What each module's version commands need besides `egr` (the stub test checks them where these are here).
+VERSION_NEEDS = {"dockq_score": ["python:DockQ"], "egr_refine": ["python:torch"], "mmseqs_cluster": ["bin:mmseqs"],
+                 "msms_surface": ["msms:"], "openmm_relax": ["python:openmm"], "multiqc": ["bin:multiqc"]}
+
+
+def assert_versions(name: str, module: nm.Module, result: nm.TaskResult) -> None:
+    """The tool versions a task reported through its eval outputs: one (task.process, tool, version) tuple
+    per tool, each also sent to the `versions` topic (MULTIQC's to none: it reads what the topic collected),
+    every version one line that starts with a digit (nf-core's rule), `egr` among the tools of every egr step."""
+    assert not result.eval_errors, f"{name}: a version command failed, which fails the task: {result.eval_errors}"
+    emitted = sorted(row for emit, rows in result.values.items() if emit.startswith("versions_") for row in rows)
+    if name == "multiqc":
+        assert result.topics == {}, "MULTIQC reads the versions topic's YAML: sending to the topic would hang the run"
+        sent = emitted
+    else:
+        assert set(result.topics) == {"versions"} and sorted(result.topics["versions"]) == emitted, result.topics
+        sent = result.topics["versions"]
+    tools = [tool for _, tool, _ in sent]
+    assert sent and len(tools) == len(set(tools)), sent
+    assert ("egr" in tools) == (name != "multiqc"), tools
+    for process, tool, version in sent:
+        assert process == module.name, (process, module.name)  # task.process (EGR:PREPARE_GRAPHS:INGEST in the run)
+        assert re.fullmatch(r"\d[\w.+-]*", version), f"{name}: {tool} version {version!r}"
 
 
 def test_module_chain_matches_egr_run(chain: Chain, tmp_path: Path) -> None:
@@ -296,7 +343,7 @@ def test_dockq_score_scores_a_decoys_structures_under_its_mapping(chain: Chain) 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
-    """nf-core shape (tag, labels, pinned container, when:, versions.yml, stub) and the stub's files."""
+    """nf-core shape (tag, labels, pinned container, when:, version outputs, stub) and the stub's files."""
     path = REPO / "modules" / "local" / name / "main.nf"
     module = nm.parse_module(path)
     text = path.read_text()
@@ -313,7 +360,18 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     assert bool(module.directives.get("tag")) == bool(takes_meta), "per-decoy steps carry a tag"
     assert "task.ext.when == null || task.ext.when" in text
     assert module.script_defs[:1] == ["def args = task.ext.args ?: ''"] and "${args}" in module.script
-    assert any(d.options.get("emit") == "versions" for d in module.outputs)
+    # Tool versions as nf-core modules give them now: per tool `tuple val("${task.process}"), val('<tool>'),
+    # eval('<version command>'), emit: versions_<tool>, topic: versions`, no versions.yml heredoc.
+    version_outputs = [d for d in module.outputs if any(q == "eval" for q, _, _ in d.items)]
+    assert version_outputs, "tool versions are eval outputs"
+    for decl in version_outputs:
+        qualifiers = [q for q, _, _ in decl.items]
+        assert qualifiers == ["val", "val", "eval"] and decl.items[0][1] == '"${task.process}"', decl.text
+        tool = nm.string_literal(decl.items[1][1], {})
+        assert decl.options.get("emit") == f"versions_{tool}", decl.text
+        # MULTIQC reads the YAML of the topic: a process that consumes a topic must not feed it.
+        assert decl.options.get("topic") == (None if name == "multiqc" else "versions"), decl.text
+    assert not re.search(r"(?<!_)versions\.yml|END_VERSIONS", text), "no versions.yml file: eval outputs instead"
     assert module.stub.strip(), "stub: block for -stub runs"
     for directive in ("cpus", "memory", "time", "publishDir", "accelerator"):
         assert directive not in module.directives, f"{directive} belongs in conf/, not in the module"
@@ -335,9 +393,15 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
         graph = tmp_path / "in" / f"{TEST_ID}_graph.pt"
         graph.write_text("x")
         values[0][1] = [graph]
-    result = nm.run_task(module, values, tmp_path / "task", stub=True, env=dict(os.environ))
+    result = nm.run_task(module, values, tmp_path / "task", stub=True, env=task_env())
     assert result.returncode == 0, result.stderr
     assert not result.missing, f"stub does not create: {result.missing}"
+    # A -stub run evaluates the eval outputs too (Nextflow appends them to the stub script): the version
+    # commands run in the task environment, so a stub run needs the tools (the containers) as well.
+    reason = missing_requirement(VERSION_NEEDS.get(name, []))
+    if reason:
+        pytest.skip(f"the stub's files are there; its version commands need what is absent here: {reason}")
+    assert_versions(name, module, result)
 
 
 def test_module_output_paths_follow_the_cli_contract() -> None:
@@ -359,6 +423,24 @@ def test_module_output_paths_follow_the_cli_contract() -> None:
                     for i in d.items if i[0] == "path"]
         for p in paths:
             assert p in declared, f"{name}: expected output {p}, declared {declared}"
+
+
+def test_versions_travel_through_the_topic_only() -> None:
+    """No workflow threads a versions channel by hand: the modules send their versions to the `versions`
+    topic, and each entry workflow (refine, split) reads the topic once, into pipeline_info/'s YAML; the
+    refine workflow hands that file to MULTIQC, which sends nothing to the topic (see the module test)."""
+    readers = {}
+    for path in [REPO / "main.nf", *REPO.glob("workflows/*.nf"), *REPO.glob("subworkflows/**/*.nf")]:
+        code = _strip_comments(path.read_text())
+        rel = str(path.relative_to(REPO))
+        assert not re.search(r"\bch_versions\b|\.out\.versions\b|(?<!_)versions\.yml", code), f"{rel}: a hand-made versions channel"
+        readers[rel] = code.count("channel.topic('versions')")
+    assert {k: v for k, v in readers.items() if v} == {"workflows/egr.nf": 1, "workflows/split.nf": 1}, readers
+    for rel in ("workflows/egr.nf", "workflows/split.nf"):
+        code = _strip_comments((REPO / rel).read_text())
+        assert "softwareVersionsYaml(entries)" in code and "name: 'egr-nf_software_mqc_versions.yml'" in code, rel
+    egr = _strip_comments((REPO / "workflows" / "egr.nf").read_text())
+    assert "mix(ch_versions_yml)" in egr.split("MULTIQC(", 1)[1], "MULTIQC gets the versions YAML as custom content"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -630,6 +712,48 @@ def test_groovy_input_rules_match_the_package(tmp_path: Path) -> None:
     for row in read_samplesheet(DATA / "samplesheet.csv"):  # the pairs the samplesheet spells out
         decoy, native = Path(row["decoy"]).name, Path(row["native"]).name
         assert out["natives"][decoy] == native, (decoy, out["natives"][decoy], native)
+
+
+def test_software_versions_yaml_is_the_file_multiqc_reads(chain: Chain, tmp_path: Path) -> None:
+    """softwareVersionsYaml() writes the `versions` topic's (task.process, tool, version) tuples as the YAML the
+    versions.yml files of the steps made together: `"<task.process>":` then `    <tool>: <version>`, one block
+    per process; repeats collapse, processes and tools sort, a tool whose tasks reported two versions lists
+    both (no key repeats). It parses as MultiQC's software versions, also for the tuples of the module runs."""
+    exe, env = groovy()
+    yaml = pytest.importorskip("yaml")
+    source = (REPO / "subworkflows" / "local" / "utils_egr_pipeline" / "main.nf").read_text()
+    function = re.search(r"^def softwareVersionsYaml\(.*?^\}", source, re.M | re.S).group(0)
+    script = tmp_path / "versions.groovy"
+    script.write_text(function + "\n" + "\n".join([
+        "def entries = new groovy.json.JsonSlurper().parseText(new File(args[0]).text)",
+        "new File(args[1]).text = softwareVersionsYaml(entries)",
+    ]))
+    sample = [["EGR:PREPARE_GRAPHS:INGEST", "egr", "0.1.0"], ["EGR:PREPARE_GRAPHS:INGEST", "egr", "0.1.0"],
+              ["EGR:EGR_REFINE", "torch", "2.13.0+cpu"], ["EGR:EGR_REFINE", "egr", "0.1.0"],
+              ["EGR:PREPARE_GRAPHS:MSMS_SURFACE", "msms", "2.6.1"], ["EGR:PREPARE_GRAPHS:MSMS_SURFACE", "egr", "0.1.0"],
+              ["EGR:RUN_BASELINES:OPENMM_RELAX", "openmm", "8.6.1"], ["EGR:RUN_BASELINES:OPENMM_RELAX", "openmm", "8.5.0"],
+              ["EGR:REPORT", "egr", "0.1.0"]]
+    ran = [[f"EGR:{process}", tool, version] for result in chain.done.values() if isinstance(result, nm.TaskResult)
+           for process, tool, version in result.topics.get("versions", [])]
+
+    def render(entries: list[list[str]], label: str) -> str:
+        (tmp_path / f"{label}.json").write_text(json.dumps(entries))
+        proc = subprocess.run([exe, str(script), str(tmp_path / f"{label}.json"), str(tmp_path / f"{label}.yml")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return (tmp_path / f"{label}.yml").read_text()
+
+    assert render(sample, "sample") == (
+        '"EGR:EGR_REFINE":\n    egr: 0.1.0\n    torch: 2.13.0+cpu\n'
+        '"EGR:PREPARE_GRAPHS:INGEST":\n    egr: 0.1.0\n'
+        '"EGR:PREPARE_GRAPHS:MSMS_SURFACE":\n    egr: 0.1.0\n    msms: 2.6.1\n'
+        '"EGR:REPORT":\n    egr: 0.1.0\n'
+        '"EGR:RUN_BASELINES:OPENMM_RELAX":\n    openmm: 8.5.0, 8.6.1\n')
+    assert render([], "empty") == ""
+    if ran:
+        parsed = yaml.safe_load(render(ran, "ran"))
+        assert {p: {t: str(v) for t, v in tools.items()} for p, tools in parsed.items()} == \
+            {p: {t: v for q, t, v in ran if q == p} for p, _, _ in ran}
 
 
 def reftrace() -> str:
@@ -990,7 +1114,8 @@ def _nf_test_runs(path: Path) -> list[tuple[str, set[str], bool]]:
 
 def test_the_documented_test_profile_run_is_the_nf_test_one() -> None:
     """Each documented run of the bundled data (`-profile test,<container>`) is a test of tests/main.nf.test:
-    same profile (the container profile aside: a -stub run needs none), same params besides --outdir."""
+    same profile (the container profile aside: nf-test adds it from its command line, `--profile +docker`),
+    same params besides --outdir."""
     runs = _nf_test_runs(REPO / "tests" / "main.nf.test")
     containers = {"docker", "singularity", "apptainer"}
     checked = 0

@@ -17,6 +17,7 @@ include { DOCKQ_SCORE    } from '../modules/local/dockq_score'
 include { EVALUATE       } from '../modules/local/evaluate'
 include { REPORT         } from '../modules/local/report'
 include { MULTIQC        } from '../modules/local/multiqc'
+include { softwareVersionsYaml } from '../subworkflows/local/utils_egr_pipeline'
 
 workflow EGR {
 
@@ -28,10 +29,9 @@ workflow EGR {
     batch_size // integer: decoys per EGR_REFINE task
 
     main:
-    ch_versions = channel.empty()
-
+    // Tool versions need no channel here: every module sends its own to the `versions` topic, read once
+    // below for the MultiQC software-versions file.
     PREPARE_GRAPHS(ch_samples.map { meta, decoy, reference -> [ meta, decoy ] })
-    ch_versions = ch_versions.mix(PREPARE_GRAPHS.out.versions)
 
     // Files every later step reads, and the models to compare with natives: the cleaned decoy
     // ('before') and each refiner's output ('after').
@@ -47,7 +47,6 @@ workflow EGR {
             .flatMap { graphs -> graphs.collate(batch_size).withIndex().collect { batch, i -> [ [ id: "batch_${i + 1}" ], batch ] } }
 
         EGR_REFINE(ch_batches, ch_weights)
-        ch_versions = ch_versions.mix(EGR_REFINE.out.versions.first())
 
         // Back to one item per decoy: each output lies in a folder named after its decoy id.
         ch_meta_by_id = ch_samples.map { meta, decoy, reference -> [ meta.id, meta ] }
@@ -63,9 +62,8 @@ workflow EGR {
     }
 
     RUN_BASELINES(PREPARE_GRAPHS.out.clean, refiners)
-    ch_models   = ch_models.mix(RUN_BASELINES.out.models)
-    ch_results  = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
-    ch_versions = ch_versions.mix(RUN_BASELINES.out.versions)
+    ch_models  = ch_models.mix(RUN_BASELINES.out.models)
+    ch_results = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
 
     // DockQ for every decoy with a native: one task scores all its models, so that they share the
     // decoy's chain mapping (as in `egr run`). A decoy's group goes as soon as the decoy and each
@@ -80,8 +78,7 @@ workflow EGR {
             .join(ch_natives)
             .map { id, models, meta, reference -> [ meta, models, reference ] }
     )
-    ch_results  = ch_results.mix(DOCKQ_SCORE.out.json.flatMap { meta, jsons -> jsons })
-    ch_versions = ch_versions.mix(DOCKQ_SCORE.out.versions.first())
+    ch_results = ch_results.mix(DOCKQ_SCORE.out.json.flatMap { meta, jsons -> jsons })
 
     // Every decoy of the input, whatever step failed. The step commands run with --keep-going, so a decoy
     // a step fails on leaves its own failure record (reason, failed_step) in ch_results; a task that dies
@@ -106,15 +103,18 @@ workflow EGR {
     }
 
     EVALUATE(ch_results.collect())
-    ch_versions = ch_versions.mix(EVALUATE.out.versions)
 
     REPORT(ch_results.mix(EVALUATE.out.summary, EVALUATE.out.tsv).collect())
-    ch_versions = ch_versions.mix(REPORT.out.versions)
 
-    // One YAML of every tool version, in pipeline_info/ and in the MultiQC report.
-    ch_versions_yml = ch_versions
-        .unique { yml -> yml.text }
-        .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info", newLine: true, sort: true)
+    // One YAML of every tool version, in pipeline_info/ and in the MultiQC report: the
+    // [ task.process, tool, version ] tuples that the steps of this run sent to the `versions` topic,
+    // complete once every one of those steps has finished. MULTIQC reads the file, so it sends its own
+    // version to no topic: a process that consumes a topic must not feed it.
+    ch_versions_yml = channel.topic('versions')
+        .unique()
+        .toList()
+        .map { entries -> softwareVersionsYaml(entries) }
+        .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info")
 
     MULTIQC(
         REPORT.out.mqc.flatten().mix(ch_versions_yml).collect(),

@@ -7,7 +7,8 @@
 ----------------------------------------------------------------------------------------
 */
 
-include { MMSEQS_CLUSTER } from '../modules/local/mmseqs_cluster'
+include { MMSEQS_CLUSTER       } from '../modules/local/mmseqs_cluster'
+include { softwareVersionsYaml } from '../subworkflows/local/utils_egr_pipeline'
 
 workflow SPLIT {
 
@@ -17,8 +18,12 @@ workflow SPLIT {
     main:
     MMSEQS_CLUSTER(ch_data)
 
-    ch_versions_yml = MMSEQS_CLUSTER.out.versions
-        .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info", newLine: true, sort: true)
+    // The tool versions MMSEQS_CLUSTER sent to the `versions` topic, as in the refine workflow.
+    ch_versions_yml = channel.topic('versions')
+        .unique()
+        .toList()
+        .map { entries -> softwareVersionsYaml(entries) }
+        .collectFile(name: 'egr-nf_software_mqc_versions.yml', storeDir: "${params.outdir}/pipeline_info")
 
     emit:
     splits   = MMSEQS_CLUSTER.out.splits // channel: [ val(meta), path(splits.tsv) ]

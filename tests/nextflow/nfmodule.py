@@ -7,6 +7,10 @@ task.ext.args ?: ''`` and ternaries of that shape), interpolates the GString wit
 names and ``task`` (``ext.args``, ``cpus``, ``process``), strips the common indentation as Nextflow
 does, stages the inputs into a task folder by name (honouring ``stageAs``), runs the script with
 ``bash -euo pipefail`` (the pipeline's ``process.shell``) and reports which declared outputs exist.
+``eval(...)`` outputs (the tool versions) are evaluated after a script that succeeded, as Nextflow appends
+them to the task script (the stub's too): each command runs through ``bash -c "..."`` in the task folder
+and environment, its standard output is the value, and a command that fails fails the task. The values of
+``val``/``eval`` tuples are reported per ``emit:`` and per ``topic:``.
 
 Only the Groovy that our modules use is understood; anything else raises ``GroovySubsetError`` so a
 module that grows real logic fails the test instead of being mis-rendered. Keeping module Groovy this
@@ -122,8 +126,8 @@ def _literal(text: str) -> Any:
 
 
 def _parse_item(text: str) -> tuple[str, str, dict[str, Any]]:
-    """`val(meta)`, `path(x, stageAs: 'a/*')`, `path "versions.yml"`, `path("${meta.id}/...")`."""
-    m = re.fullmatch(r"(val|path|env|stdout)\s*(?:\((.*)\)|\s+(.*))?", text.strip(), re.S)
+    """`val(meta)`, `path(x, stageAs: 'a/*')`, `path "out.txt"`, `path("${meta.id}/...")`, `eval('tool --version')`."""
+    m = re.fullmatch(r"(val|path|env|stdout|eval)\s*(?:\((.*)\)|\s+(.*))?", text.strip(), re.S)
     if not m:
         raise GroovySubsetError(f"unknown declaration item: {text!r}")
     qualifier, inner = m.group(1), (m.group(2) if m.group(2) is not None else m.group(3) or "")
@@ -551,6 +555,17 @@ def _brace_expand(pattern: str) -> list[str]:
     return [p for alt in m.group(1).split(",") for p in _brace_expand(pattern[: m.start()] + alt + pattern[m.end() :])]
 
 
+def string_literal(source: str, scope: dict[str, Any]) -> str:
+    """The value of a Groovy string literal as written in a declaration: `'...'` (escapes only) or `"..."`
+    (a GString, interpolated with `scope`)."""
+    source = source.strip()
+    if len(source) >= 2 and source[0] == source[-1] == "'":
+        return _unescape_single(source[1:-1])
+    if len(source) >= 2 and source[0] == source[-1] == '"':
+        return render_gstring(source[1:-1], scope)
+    raise GroovySubsetError(f"not a string literal: {source!r}")
+
+
 @dataclass
 class TaskResult:
     workdir: Path
@@ -560,6 +575,9 @@ class TaskResult:
     stderr: str
     outputs: dict[str, list[Path]]  # emit name (or declaration text) -> files found
     missing: list[str]  # declared, non-optional outputs with no file
+    values: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # emit -> tuples of val/eval outputs
+    topics: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)  # topic -> tuples sent to it
+    eval_errors: list[str] = field(default_factory=list)  # eval commands that failed (each fails the task)
 
     def files(self, emit: str) -> list[Path]:
         return self.outputs.get(emit, [])
@@ -574,10 +592,8 @@ def collect_outputs(module: Module, scope: dict[str, Any], workdir: Path) -> tup
         for qualifier, name, opts in decl.items:
             if qualifier != "path":
                 continue
-            if name[:1] == '"':
-                pattern = render_gstring(name[1:-1], scope)
-            elif name[:1] == "'":
-                pattern = name[1:-1]
+            if name[:1] in "'\"":
+                pattern = string_literal(name, scope)
             else:
                 pattern = to_string(lookup(name, scope))
             matches: list[Path] = []
@@ -589,6 +605,41 @@ def collect_outputs(module: Module, scope: dict[str, Any], workdir: Path) -> tup
             found += matches
         outputs[key] = found
     return outputs, missing
+
+
+def run_eval(command: str, workdir: Path, env: dict[str, str] | None, timeout: float = 300) -> tuple[int, str, str]:
+    """One `eval` output as Nextflow's task wrapper runs it: `bash -c "<command>"` (its `"` escaped, so the
+    task shell expands any `$` first) in the task folder; (exit status, stdout without its trailing
+    newlines, stderr)."""
+    line = 'bash -c "' + command.replace('"', '\\"') + '"'
+    proc = subprocess.run(["bash", "-c", line], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout.rstrip("\n"), proc.stderr
+
+
+def collect_values(module: Module, scope: dict[str, Any], workdir: Path, env: dict[str, str] | None
+                   ) -> tuple[dict[str, list[tuple[Any, ...]]], dict[str, list[tuple[Any, ...]]], list[str]]:
+    """The tuples of the output declarations made only of `val`/`eval` items (the tool versions), by emit
+    and by topic, evaluating each `eval`; and the eval commands that failed."""
+    values: dict[str, list[tuple[Any, ...]]] = {}
+    topics: dict[str, list[tuple[Any, ...]]] = {}
+    errors: list[str] = []
+    for decl in module.outputs:
+        if not decl.items or any(q not in ("val", "eval") for q, _, _ in decl.items):
+            continue
+        row: list[Any] = []
+        for qualifier, name, _ in decl.items:
+            if qualifier == "val":
+                row.append(string_literal(name, scope) if name[:1] in "'\"" else lookup(name, scope))
+                continue
+            command = string_literal(name, scope)
+            status, out, err = run_eval(command, workdir, env)
+            if status != 0:
+                errors.append(f"eval({command!r}) exited {status}: {err.strip()[-400:]}")
+            row.append(out)
+        values.setdefault(str(decl.options.get("emit", decl.text)), []).append(tuple(row))
+        if decl.options.get("topic"):
+            topics.setdefault(str(decl.options["topic"]), []).append(tuple(row))
+    return values, topics, errors
 
 
 def run_task(module: Module, values: list[Any], workdir: Path, ext_args: str | None = None, cpus: int = 1,
@@ -604,20 +655,7 @@ def run_task(module: Module, values: list[Any], workdir: Path, ext_args: str | N
     (workdir / ".command.out").write_text(proc.stdout)
     (workdir / ".command.err").write_text(proc.stderr)
     outputs, missing = collect_outputs(module, scope, workdir)
-    return TaskResult(workdir, script, proc.returncode, proc.stdout, proc.stderr, outputs, missing)
-
-
-def read_versions(path: Path) -> dict[str, dict[str, str]]:
-    """versions.yml: `"PROCESS":` then `    tool: version` lines (parsed without a YAML library)."""
-    result: dict[str, dict[str, str]] = {}
-    current = None
-    for line in Path(path).read_text().splitlines():
-        if not line.strip():
-            continue
-        if not line.startswith(" "):
-            current = line.strip().rstrip(":").strip('"')
-            result[current] = {}
-        elif current is not None:
-            key, _, value = line.strip().partition(":")
-            result[current][key.strip()] = value.strip()
+    result = TaskResult(workdir, script, proc.returncode, proc.stdout, proc.stderr, outputs, missing)
+    if proc.returncode == 0:  # under `set -e` a failed script never reaches the appended eval commands
+        result.values, result.topics, result.eval_errors = collect_values(module, scope, workdir, env)
     return result

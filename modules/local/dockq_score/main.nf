@@ -15,7 +15,8 @@ process DOCKQ_SCORE {
 
     output:
     tuple val(meta), path("${meta.id}/${meta.id}_*_dockq.json", arity: '1..*'), emit: json
-    path "versions.yml"                                                        , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
+    tuple val("${task.process}"), val('dockq'), eval("python -c 'from importlib.metadata import version; print(version(\"DockQ\"))'"), emit: versions_dockq, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -24,23 +25,11 @@ process DOCKQ_SCORE {
     def args = task.ext.args ?: ''
     """
     egr score ${models} ${reference} --outdir . --id ${meta.id} ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-        dockq: \$(python -c 'from importlib.metadata import version; print(version("DockQ"))')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p ${meta.id}
     echo '{}' > ${meta.id}/${meta.id}_decoy_dockq.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-        dockq: 2.1.3
-    END_VERSIONS
     """
 }

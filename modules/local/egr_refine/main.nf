@@ -19,7 +19,8 @@ process EGR_REFINE {
     tuple val(meta), path("*/*_refined.pdb"), emit: refined, optional: true
     tuple val(meta), path("*/*_plddt.csv")  , emit: plddt  , optional: true
     tuple val(meta), path("*/*_scores.json"), emit: scores
-    path "versions.yml"                     , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
+    tuple val("${task.process}"), val('torch'), eval("python -c 'import torch; print(torch.__version__)'"), emit: versions_torch, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -31,12 +32,6 @@ process EGR_REFINE {
     # torch/BLAS threads follow the task's cpus, not the node's core count.
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
     egr refine ${graphs} --outdir . ${weights_arg} --keep-going ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-        torch: \$(python -c 'import torch; print(torch.__version__)')
-    END_VERSIONS
     """
 
     stub:
@@ -46,11 +41,5 @@ process EGR_REFINE {
         mkdir -p "\$id"
         touch "\$id/\${id}_refined.pdb" "\$id/\${id}_plddt.csv" "\$id/\${id}_scores.json"
     done
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-        torch: 2.13.0
-    END_VERSIONS
     """
 }

@@ -14,7 +14,7 @@ process EVALUATE {
     path "summary.tsv"    , emit: summary
     path "evaluation.tsv" , emit: tsv
     path "evaluation.md"  , emit: md
-    path "versions.yml"   , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -23,20 +23,10 @@ process EVALUATE {
     def args = task.ext.args ?: ''
     """
     egr evaluate results --outdir . ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
     """
     touch summary.tsv evaluation.tsv evaluation.md
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

@@ -13,7 +13,7 @@ process FEATURIZE {
     // and failed_step, which the summary lists as failed, as `egr run` does.
     tuple val(meta), path("${meta.id}/${meta.id}_graph.pt")   , emit: graph , optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed, optional: true
-    path "versions.yml"                                     , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -24,21 +24,11 @@ process FEATURIZE {
     # torch/BLAS threads follow the task's cpus, not the node's core count.
     export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus}
     egr featurize ${clean} --surface ${surface} --outdir . --id ${meta.id} --keep-going ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_graph.pt
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

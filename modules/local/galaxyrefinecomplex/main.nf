@@ -13,7 +13,7 @@ process GALAXYREFINECOMPLEX {
     output:
     tuple val(meta), path("${meta.id}/${meta.id}_galaxy.pdb") , emit: pdb, optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_galaxy.json"), emit: json
-    path "versions.yml"                                         , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -25,11 +25,6 @@ process GALAXYREFINECOMPLEX {
     # shows it) instead of failing the task; anything else fails the task.
     egr baseline galaxy ${structure} --outdir . --id ${meta.id} ${args} \\
         || { status=\$?; [ \$status -eq 1 ] && [ -s ${meta.id}/${meta.id}_galaxy.json ] || exit \$status; }
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
@@ -37,10 +32,5 @@ process GALAXYREFINECOMPLEX {
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_galaxy.pdb
     echo '{}' > ${meta.id}/${meta.id}_galaxy.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

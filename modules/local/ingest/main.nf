@@ -14,7 +14,7 @@ process INGEST {
     tuple val(meta), path("${meta.id}/${meta.id}_clean.pdb")  , emit: clean , optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_ingest.json"), emit: json  , optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed, optional: true
-    path "versions.yml"                                        , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -23,21 +23,11 @@ process INGEST {
     def args = task.ext.args ?: ''
     """
     egr ingest ${decoy} --outdir . --id ${meta.id} --keep-going ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_clean.pdb ${meta.id}/${meta.id}_ingest.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

@@ -14,7 +14,8 @@ process MMSEQS_CLUSTER {
     output:
     // target, set, split, group, clusters: one row per target (egr.split.write_splits)
     tuple val(meta), path("splits.tsv"), emit: splits
-    path "versions.yml"                , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
+    tuple val("${task.process}"), val('mmseqs'), eval('mmseqs version'), emit: versions_mmseqs, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -23,22 +24,10 @@ process MMSEQS_CLUSTER {
     def args = task.ext.args ?: ''
     """
     egr split --data ${data} --out splits.tsv --threads ${task.cpus} ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-        mmseqs: \$(mmseqs version)
-    END_VERSIONS
     """
 
     stub:
     """
     touch splits.tsv
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-        mmseqs: 14-7e284
-    END_VERSIONS
     """
 }

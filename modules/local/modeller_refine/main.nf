@@ -13,7 +13,7 @@ process MODELLER_REFINE {
     output:
     tuple val(meta), path("${meta.id}/${meta.id}_modeller.pdb") , emit: pdb, optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_modeller.json"), emit: json
-    path "versions.yml"                                         , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -25,11 +25,6 @@ process MODELLER_REFINE {
     # shows it) instead of failing the task; anything else fails the task.
     egr baseline modeller ${structure} --outdir . --id ${meta.id} ${args} \\
         || { status=\$?; [ \$status -eq 1 ] && [ -s ${meta.id}/${meta.id}_modeller.json ] || exit \$status; }
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
@@ -37,10 +32,5 @@ process MODELLER_REFINE {
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_modeller.pdb
     echo '{}' > ${meta.id}/${meta.id}_modeller.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

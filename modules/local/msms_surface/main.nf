@@ -15,7 +15,8 @@ process MSMS_SURFACE {
     // and failed_step, which the summary lists as failed, as `egr run` does.
     tuple val(meta), path("${meta.id}/${meta.id}_surface.npz"), emit: surface, optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_scores.json"), emit: failed , optional: true
-    path "versions.yml"                                         , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
+    tuple val("${task.process}"), val('msms'), eval("msms 2>&1 | grep -m 1 -o '^MSMS [0-9.]*' | cut -d ' ' -f 2"), emit: versions_msms, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -24,23 +25,11 @@ process MSMS_SURFACE {
     def args = task.ext.args ?: ''
     """
     egr surface ${clean} --outdir . --id ${meta.id} --keep-going ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-        msms: \$(msms 2>&1 | sed -n 's/^MSMS \\([0-9.]*\\).*/\\1/p' | head -n 1)
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_surface.npz
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-        msms: 2.6.1
-    END_VERSIONS
     """
 }

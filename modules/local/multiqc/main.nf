@@ -12,7 +12,10 @@ process MULTIQC {
     output:
     path "multiqc_report.html", emit: report
     path "multiqc_data"       , emit: data
-    path "versions.yml"       , emit: versions
+    // Not sent to the `versions` topic: MULTIQC reads what the topic collected, and a process that
+    // consumes a topic must not feed it (the run would wait on itself). The report's footer names the
+    // MultiQC version.
+    tuple val("${task.process}"), val('multiqc'), eval("multiqc --version | sed 's/.*version //'"), emit: versions_multiqc
 
     when:
     task.ext.when == null || task.ext.when
@@ -23,21 +26,11 @@ process MULTIQC {
     def extra_config = extra_multiqc_config ? "--config ${extra_multiqc_config}" : ''
     """
     multiqc --force --no-version-check ${args} ${config} ${extra_config} .
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        multiqc: \$(multiqc --version | sed 's/.*version //')
-    END_VERSIONS
     """
 
     stub:
     """
     mkdir multiqc_data
     touch multiqc_report.html
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        multiqc: 1.35
-    END_VERSIONS
     """
 }

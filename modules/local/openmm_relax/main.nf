@@ -13,7 +13,8 @@ process OPENMM_RELAX {
     output:
     tuple val(meta), path("${meta.id}/${meta.id}_openmm.pdb") , emit: pdb, optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_openmm.json"), emit: json
-    path "versions.yml"                                         , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
+    tuple val("${task.process}"), val('openmm'), eval("python -c 'import openmm; print(openmm.__version__)'"), emit: versions_openmm, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -27,12 +28,6 @@ process OPENMM_RELAX {
     # shows it) instead of failing the task; anything else fails the task.
     egr baseline openmm ${structure} --outdir . --id ${meta.id} ${args} \\
         || { status=\$?; [ \$status -eq 1 ] && [ -s ${meta.id}/${meta.id}_openmm.json ] || exit \$status; }
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-        openmm: \$(python -c 'import openmm; print(openmm.__version__)')
-    END_VERSIONS
     """
 
     stub:
@@ -40,11 +35,5 @@ process OPENMM_RELAX {
     mkdir -p ${meta.id}
     touch ${meta.id}/${meta.id}_openmm.pdb
     echo '{}' > ${meta.id}/${meta.id}_openmm.json
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-        openmm: 8.6.1
-    END_VERSIONS
     """
 }

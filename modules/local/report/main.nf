@@ -11,7 +11,7 @@ process REPORT {
     output:
     path "report.html"              , emit: html
     path "*_mqc.{tsv,yaml}"         , emit: mqc
-    path "versions.yml"             , emit: versions
+    tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -20,20 +20,10 @@ process REPORT {
     def args = task.ext.args ?: ''
     """
     egr report results --outdir . --no-multiqc ${args}
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: \$(egr --version 2>&1 | sed 's/.* //')
-    END_VERSIONS
     """
 
     stub:
     """
     touch report.html egr_decoys_mqc.tsv
-
-    cat <<-END_VERSIONS > versions.yml
-    "${task.process}":
-        egr: 0.1.0
-    END_VERSIONS
     """
 }

@@ -22,14 +22,10 @@ workflow PREPARE_GRAPHS {
     // MSMS_SURFACE or FEATURIZE failed on (--keep-going): the summary shows each with its reason.
     ch_failed = INGEST.out.failed.mix(MSMS_SURFACE.out.failed, FEATURIZE.out.failed)
 
-    ch_versions = INGEST.out.versions.first()
-        .mix(MSMS_SURFACE.out.versions.first(), FEATURIZE.out.versions.first())
-
     emit:
-    clean    = INGEST.out.clean        // channel: [ val(meta), path(<id>_clean.pdb) ]
-    ingest   = INGEST.out.json         // channel: [ val(meta), path(<id>_ingest.json) ]
-    failed   = ch_failed               // channel: [ val(meta), path(<id>_scores.json) ] of failed decoys
-    surface  = MSMS_SURFACE.out.surface // channel: [ val(meta), path(<id>_surface.npz) ]
-    graph    = FEATURIZE.out.graph     // channel: [ val(meta), path(<id>_graph.pt) ]
-    versions = ch_versions             // channel: path(versions.yml)
+    clean   = INGEST.out.clean         // channel: [ val(meta), path(<id>_clean.pdb) ]
+    ingest  = INGEST.out.json          // channel: [ val(meta), path(<id>_ingest.json) ]
+    failed  = ch_failed                // channel: [ val(meta), path(<id>_scores.json) ] of failed decoys
+    surface = MSMS_SURFACE.out.surface // channel: [ val(meta), path(<id>_surface.npz) ]
+    graph   = FEATURIZE.out.graph      // channel: [ val(meta), path(<id>_graph.pt) ]
 }

@@ -15,31 +15,26 @@ workflow RUN_BASELINES {
     refiners // list   : refiner names from --refiners
 
     main:
-    ch_models   = channel.empty()
-    ch_json     = channel.empty()
-    ch_versions = channel.empty()
+    ch_models = channel.empty()
+    ch_json   = channel.empty()
 
     if ('openmm' in refiners) {
         OPENMM_RELAX(ch_clean)
-        ch_models   = ch_models.mix(OPENMM_RELAX.out.pdb.map { meta, pdb -> [ meta + [ model: 'openmm' ], pdb ] })
-        ch_json     = ch_json.mix(OPENMM_RELAX.out.json)
-        ch_versions = ch_versions.mix(OPENMM_RELAX.out.versions.first())
+        ch_models = ch_models.mix(OPENMM_RELAX.out.pdb.map { meta, pdb -> [ meta + [ model: 'openmm' ], pdb ] })
+        ch_json   = ch_json.mix(OPENMM_RELAX.out.json)
     }
     if ('modeller' in refiners) {
         MODELLER_REFINE(ch_clean)
-        ch_models   = ch_models.mix(MODELLER_REFINE.out.pdb.map { meta, pdb -> [ meta + [ model: 'modeller' ], pdb ] })
-        ch_json     = ch_json.mix(MODELLER_REFINE.out.json)
-        ch_versions = ch_versions.mix(MODELLER_REFINE.out.versions.first())
+        ch_models = ch_models.mix(MODELLER_REFINE.out.pdb.map { meta, pdb -> [ meta + [ model: 'modeller' ], pdb ] })
+        ch_json   = ch_json.mix(MODELLER_REFINE.out.json)
     }
     if ('galaxy' in refiners) {
         GALAXYREFINECOMPLEX(ch_clean)
-        ch_models   = ch_models.mix(GALAXYREFINECOMPLEX.out.pdb.map { meta, pdb -> [ meta + [ model: 'galaxy' ], pdb ] })
-        ch_json     = ch_json.mix(GALAXYREFINECOMPLEX.out.json)
-        ch_versions = ch_versions.mix(GALAXYREFINECOMPLEX.out.versions.first())
+        ch_models = ch_models.mix(GALAXYREFINECOMPLEX.out.pdb.map { meta, pdb -> [ meta + [ model: 'galaxy' ], pdb ] })
+        ch_json   = ch_json.mix(GALAXYREFINECOMPLEX.out.json)
     }
 
     emit:
-    models   = ch_models   // channel: [ val(meta + model), path(<id>_<refiner>.pdb) ]
-    json     = ch_json     // channel: [ val(meta), path(<id>_<refiner>.json) ]
-    versions = ch_versions // channel: path(versions.yml)
+    models = ch_models // channel: [ val(meta + model), path(<id>_<refiner>.pdb) ]
+    json   = ch_json   // channel: [ val(meta), path(<id>_<refiner>.json) ]
 }

@@ -1,6 +1,7 @@
 /*
     Start of a run: --version, parameter validation against nextflow_schema.json, and the input
-    channel of decoys, the same whether they come from --input or from --decoys/--natives.
+    channel of decoys, the same whether they come from --input or from --decoys/--natives. Also the
+    function that writes the `versions` topic as MultiQC's software-versions YAML (softwareVersionsYaml).
 */
 
 include { validateParameters; paramsSummaryLog; samplesheetToList } from 'plugin/nf-schema'
@@ -84,4 +85,22 @@ def decoyId(path) {
 def nativeFor(id, native_by_id) {
     def key = native_by_id.keySet().findAll { n -> id == n || id.startsWith(n + '_') }.max { n -> n.size() }
     return key ? native_by_id[key] : null
+}
+
+// MultiQC's software-versions YAML (a `*_mqc_versions.yml`, as the versions.yml files of each step used to
+// make it) from the [ task.process, tool, version ] tuples that the modules send to the `versions` topic:
+// one mapping per process, under its full name, with its tools sorted by name; a tool whose tasks reported
+// different versions lists them all, comma-separated, so no key repeats. Groovy only, no channels:
+// tests/test_nextflow.py checks it on sample tuples.
+def softwareVersionsYaml(entries) {
+    def byProcess = entries.groupBy { entry -> entry[0].toString() }
+    def blocks = byProcess.keySet().toSorted().collect { processName ->
+        def byTool = byProcess[processName].groupBy { entry -> entry[1].toString() }
+        def lines = byTool.keySet().toSorted().collect { tool ->
+            def versions = byTool[tool].collect { entry -> entry[2].toString().trim() }.toUnique().toSorted()
+            return "    ${tool}: ${versions.join(', ')}"
+        }
+        return ([ "\"${processName}\":" ] + lines).join('\n')
+    }
+    return blocks ? blocks.join('\n') + '\n' : ''
 }
