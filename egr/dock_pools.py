@@ -53,7 +53,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,8 +61,9 @@ import numpy as np
 
 from egr.interface import subset
 from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
-from egr.poses import (CAPRI_THRESHOLDS, BaseJob, CLASS_NAMES, DockQLabeller, _derive_seed, apply_pose, capri_class,
-                       default_ligand_chain, ligand_mask, plan_jobs, quaternion_to_matrix)
+from egr.poses import (CAPRI_THRESHOLDS, CLASS_NAMES, BaseJob, DockQLabeller, TargetBase, _derive_seed, apply_pose,
+                       capri_class, default_ligand_chain, ligand_mask, plan_jobs, quaternion_to_matrix,
+                       run_jobs)
 from egr.structure import Complex, read_decoy, write_pdb
 
 POOL_FORMAT = "egr-dock-pool/1"
@@ -295,22 +295,11 @@ def load_pool(path: Path) -> DockedPool:
 
 
 @dataclass(frozen=True)
-class PoolJob:
-    """One base to dock: the file it is cleaned from, its native, and where its outputs go."""
+class PoolJob(TargetBase):
+    """One base to dock with LightDock, seeded with ``seed``."""
 
-    set_name: str
-    target: str
-    base_id: str
-    split: str
-    source: Path
-    native: Path
-    outdir: Path
     seed: int
     config: PoolConfig = field(default_factory=PoolConfig)
-
-    @property
-    def base_pdb(self) -> Path:
-        return self.outdir / self.set_name / f"{self.base_id}.base.pdb"
 
     @property
     def pool_npz(self) -> Path:
@@ -408,23 +397,16 @@ def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[s
     jobs, skipped = plan_pool_jobs(root, splits_file, outdir, splits, seed, config, sets)
     rows: list[dict] = []
     reused = 0
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        results = pool.map(run_pool_job, jobs) if pool is not None else map(run_pool_job, jobs)
-        for job, (job_rows, why, was_reused) in zip(jobs, results):
-            if job_rows is None:
-                skipped.append({"set": job.set_name, "target": job.target, "base_id": job.base_id,
-                                "split": job.split, "reason": why})
-            else:
-                rows += job_rows
-                reused += was_reused
-            if progress is not None:
-                found = sum(r["capri_class"] != "incorrect" for r in job_rows or [])
-                progress(f"{job.set_name}/{job.base_id}: " + (f"failed: {why}" if job_rows is None else
-                                                               f"{len(job_rows)} poses, {found} acceptable or better"))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    for job, (job_rows, why, was_reused) in run_jobs(run_pool_job, jobs, workers):
+        if job_rows is None:
+            skipped.append(job.skipped_row(why))
+        else:
+            rows += job_rows
+            reused += was_reused
+        if progress is not None:
+            found = sum(r["capri_class"] != "incorrect" for r in job_rows or [])
+            progress(f"{job.set_name}/{job.base_id}: " + (f"failed: {why}" if job_rows is None else
+                                                           f"{len(job_rows)} poses, {found} acceptable or better"))
     rows.sort(key=lambda r: r["id"])
     _write_table(outdir / "pool.tsv", POOL_HEADER, rows)
     _write_table(outdir / "samplesheet.csv", ("id", "decoy", "native"), rows, delimiter=",")

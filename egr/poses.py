@@ -100,7 +100,7 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -967,8 +967,9 @@ def load_poses(path: Path) -> PoseSet:
 
 
 @dataclass(frozen=True)
-class BaseJob:
-    """One base to sample: the file it is cleaned from, its native, and where its outputs go."""
+class TargetBase:
+    """One base of a target: the file it is cleaned from, its native, and where its outputs go
+    (``OUTDIR/<set>/<base_id>.base.pdb`` and files beside it)."""
 
     set_name: str
     target: str
@@ -977,13 +978,34 @@ class BaseJob:
     source: Path
     native: Path
     outdir: Path
-    n: int
-    seed: int
-    config: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
     def base_pdb(self) -> Path:
         return self.outdir / self.set_name / f"{self.base_id}.base.pdb"
+
+    def skipped_row(self, reason: str) -> dict:
+        """This base's row of ``skipped.tsv``."""
+        return {"set": self.set_name, "target": self.target, "base_id": self.base_id, "split": self.split,
+                "reason": reason}
+
+
+def run_jobs(function: Callable, jobs: Sequence, workers: int) -> Iterator[tuple]:
+    """(job, function(job)) for each job in order, in a pool of ``workers`` processes when more than one."""
+    if workers <= 1:
+        for job in jobs:
+            yield job, function(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from zip(jobs, pool.map(function, jobs))
+
+
+@dataclass(frozen=True)
+class BaseJob(TargetBase):
+    """One base to sample: ``n`` poses drawn with ``seed``."""
+
+    n: int
+    seed: int
+    config: SamplerConfig = field(default_factory=SamplerConfig)
 
     @property
     def poses_npz(self) -> Path:
@@ -1097,23 +1119,16 @@ def sample_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence
     jobs, skipped = plan_jobs(root, splits_file, outdir, splits, n, seed, config)
     rows: list[dict] = []
     reused = 0
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        results = pool.map(run_job, jobs) if pool is not None else map(run_job, jobs)
-        for job, (row, reason, was_reused) in zip(jobs, results):
-            if row is None:
-                skipped.append({"set": job.set_name, "target": job.target, "base_id": job.base_id,
-                                "split": job.split, "reason": reason})
-            else:
-                rows.append(row)
-                reused += was_reused
-            if progress is not None:
-                status = f"failed: {reason}" if row is None else ("kept" if was_reused else f"{row['seconds']} s")
-                progress(f"{job.set_name}/{job.base_id}: {status}")
-            _write_table(outdir / "index.tsv", INDEX_HEADER, rows)  # after every base, so a crash resumes
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    for job, (row, reason, was_reused) in run_jobs(run_job, jobs, workers):
+        if row is None:
+            skipped.append(job.skipped_row(reason))
+        else:
+            rows.append(row)
+            reused += was_reused
+        if progress is not None:
+            status = f"failed: {reason}" if row is None else ("kept" if was_reused else f"{row['seconds']} s")
+            progress(f"{job.set_name}/{job.base_id}: {status}")
+        _write_table(outdir / "index.tsv", INDEX_HEADER, rows)  # after every base, so a crash resumes
     rows.sort(key=lambda r: (r["set"], r["target"], r["base_id"]))
     _write_table(outdir / "index.tsv", INDEX_HEADER, rows)
     _write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
