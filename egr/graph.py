@@ -4,7 +4,16 @@ All-atom graph (default): one node per heavy atom, 39 node features (38-entry at
 surface proximity) and 15 edge features (sin of the node-index difference within a chain, same-chain flag, 12
 residue-frame geometry values, covalent-bond flag). Cα graph (``ca=True``): one node per residue with a
 CA atom, 28 node features (21-way residue one-hot incl. unknown, CA surface proximity, sin/cos of φ, ψ,
-ω) and 14 edge features (the all-atom ones without the covalent flag). Definitions: DESIGN.md.
+ω) and 14 edge features (the all-atom ones without the covalent flag). Definitions: docs/design.md, "EGR, precisely".
+
+This module owns that layout: :data:`ALL_ATOM_SCHEMA` and :data:`CA_SCHEMA` (:class:`GraphSchema`) name
+every slice of the node and edge features with its width, the builders below assemble the features by
+those names, and every reader elsewhere asks a schema for a column by name (no bare column numbers
+outside this module). Weights store the schema they were trained on (:mod:`egr.weights`), and a model
+refuses a graph of another layout (:meth:`GraphSchema.refusal`).
+
+Importing this module does not import torch (the weights' provenance is read without it); the functions
+that build or load tensors import it.
 
 Residue frames need N, CA and C; where a residue lacks one of them (or they are collinear), the 12
 geometry values of every edge that touches it are zero rather than a frame-dependent guess, so the
@@ -16,16 +25,19 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
-from torch_geometric.data import Data
 
 from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB, COVALENT_RADII
 from egr.interface import interface_crop, subset
 from egr.io import atomic_write_bytes
 from egr.structure import Complex
+
+if TYPE_CHECKING:
+    import torch
+    from torch_geometric.data import Data
 
 K_NEIGHBOURS = 20
 GRAPH_FORMAT = "egr-graph/1"
@@ -33,6 +45,141 @@ _ATOM_INDEX = {name: i for i, name in enumerate(ATOM_VOCAB)}
 _RESIDUE_INDEX = {name: i for i, name in enumerate(AMINO_ACIDS)}  # unknown → len(AMINO_ACIDS)
 _META_STRINGS = ("atom_names", "elements", "res_names", "chain_ids", "ins_codes")
 _META_NUMBERS = ("res_seq", "occupancies", "b_factors", "residue_index", "chain_index")
+
+
+class LayoutError(ValueError):
+    """A graph whose feature layout differs from the one a model (its weights) expects."""
+
+
+@dataclass(frozen=True)
+class GraphSchema:
+    """The feature layout of one graph kind: named, contiguous slices of the node and edge features.
+
+    ``node`` and ``edge`` are ``((name, width), ...)`` in column order. Stored in the weights' JSON
+    (:meth:`to_json`) so that a model can refuse a graph of another layout (:meth:`refusal`).
+    """
+
+    kind: str  # "all_atom" | "ca"
+    node: tuple[tuple[str, int], ...]
+    edge: tuple[tuple[str, int], ...]
+
+    @property
+    def node_in(self) -> int:
+        return sum(width for _, width in self.node)
+
+    @property
+    def edge_in(self) -> int:
+        return sum(width for _, width in self.edge)
+
+    def node_slice(self, name: str) -> slice:
+        """Columns of the node feature ``name``."""
+        return _slice(self.node, name, f"{self.kind} node")
+
+    def edge_slice(self, name: str) -> slice:
+        """Columns of the edge feature ``name``."""
+        return _slice(self.edge, name, f"{self.kind} edge")
+
+    def node_feature(self, x, name: str):
+        """The node feature ``name`` of ``x`` (n, node_in): (n,) for a one-column feature, else (n, width)."""
+        return _column(x, self.node, self.node_in, name, f"{self.kind} node")
+
+    def edge_feature(self, edge_attr, name: str):
+        """The edge feature ``name`` of ``edge_attr`` (E, edge_in): (E,) for a one-column feature, else (E, width)."""
+        return _column(edge_attr, self.edge, self.edge_in, name, f"{self.kind} edge")
+
+    def describe(self, side: str) -> str:
+        """``'atom_name(38)+surface(1) = 39'`` for ``side`` 'node' or 'edge'."""
+        parts = self.node if side == "node" else self.edge
+        return "+".join(f"{name}({width})" for name, width in parts) + f" = {sum(w for _, w in parts)}"
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "node": [[n, w] for n, w in self.node], "edge": [[n, w] for n, w in self.edge]}
+
+    @classmethod
+    def from_json(cls, record: dict) -> GraphSchema:
+        """The schema stored by :meth:`to_json`; ValueError when ``record`` is not one."""
+        try:
+            schema = cls(str(record["kind"]), *(tuple((str(n), int(w)) for n, w in record[side])
+                                                for side in ("node", "edge")))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a feature schema: {record!r}") from exc
+        if any(w < 1 for _, w in schema.node + schema.edge):
+            raise ValueError(f"not a feature schema (a width < 1): {record!r}")
+        return schema
+
+    def refusal(self, node_width: int, edge_width: int) -> str:
+        """'' when a graph with ``node_width`` node and ``edge_width`` edge features (a graph this egr builds, so
+        of the layout :func:`layout_of` finds for those widths) is of this layout, else a one-line reason that
+        names what differs, e.g. ``feature layout differs: weights expect node features atom_name(38)+surface(1)
+        = 39, graph has residue(21)+surface(1)+dihedrals(6) = 28; ...``."""
+        graph = layout_of(node_width, edge_width)
+        if graph == self:
+            return ""
+        reasons = []
+        for side, width in (("node", node_width), ("edge", edge_width)):
+            mine = getattr(self, side)
+            if graph is None:
+                if width != sum(w for _, w in mine):
+                    reasons.append(f"{side} features {self.describe(side)}, graph has {width}")
+            elif getattr(graph, side) != mine:
+                reasons.append(f"{side} features {self.describe(side)}, graph has {graph.describe(side)}")
+        if not reasons:  # same widths, but a layout this egr does not build
+            reasons = [f"{side} features {self.describe(side)}" for side in ("node", "edge")]
+            return ("feature layout differs: weights expect " + "; ".join(reasons)
+                    + f" ({self.kind}), a layout this egr does not build")
+        kinds = f" ({self.kind} weights, {graph.kind} graph)" if graph is not None and graph.kind != self.kind else ""
+        return "feature layout differs: weights expect " + "; ".join(reasons) + kinds
+
+
+def _slice(parts: tuple[tuple[str, int], ...], name: str, what: str) -> slice:
+    start = 0
+    for part, width in parts:
+        if part == name:
+            return slice(start, start + width)
+        start += width
+    raise KeyError(f"no {what} feature {name!r} (has {', '.join(p for p, _ in parts)})")
+
+
+def _column(features, parts: tuple[tuple[str, int], ...], total: int, name: str, what: str):
+    if features.shape[-1] != total:
+        raise LayoutError(f"{what} features have {features.shape[-1]} columns, the {what} layout has {total}")
+    columns = _slice(parts, name, what)
+    return features[:, columns.start] if columns.stop - columns.start == 1 else features[:, columns]
+
+
+def _assemble(parts: tuple[tuple[str, int], ...], values: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    """Concatenate the named feature blocks (each (rows,) or (rows, width)) in the layout's column order."""
+    if set(values) != {name for name, _ in parts}:
+        raise KeyError(f"features {sorted(values)} do not match the layout {[name for name, _ in parts]}")
+    blocks = []
+    for name, width in parts:
+        block = np.asarray(values[name]).reshape(rows, -1)
+        if block.shape[1] != width:
+            raise ValueError(f"feature {name!r} has {block.shape[1]} columns, the layout says {width}")
+        blocks.append(block)
+    return np.concatenate(blocks, axis=1)
+
+
+_EDGE_COMMON = (("sin_index", 1), ("same_chain", 1), ("geometry", 12))
+ALL_ATOM_SCHEMA = GraphSchema(
+    kind="all_atom",
+    node=(("atom_name", len(ATOM_VOCAB)), ("surface", 1)),
+    edge=(*_EDGE_COMMON, ("covalent", 1)),
+)
+CA_SCHEMA = GraphSchema(
+    kind="ca",
+    node=(("residue", len(AMINO_ACIDS) + 1), ("surface", 1), ("dihedrals", 6)),
+    edge=_EDGE_COMMON,
+)
+GRAPH_SCHEMAS = {schema.kind: schema for schema in (ALL_ATOM_SCHEMA, CA_SCHEMA)}
+
+
+def layout_of(node_width: int, edge_width: int) -> GraphSchema | None:
+    """The layout this egr builds with these feature widths, None when there is none."""
+    for schema in GRAPH_SCHEMAS.values():
+        if (schema.node_in, schema.edge_in) == (node_width, edge_width):
+            return schema
+    return None
 
 
 @dataclass(frozen=True)
@@ -44,6 +191,11 @@ class GraphBundle:
     complex: Complex
     kind: str  # "all_atom" | "ca"
     surface_backend: list[str]  # per node of the complex's atoms: 'msms' | 'builtin'
+
+    @property
+    def schema(self) -> GraphSchema:
+        """The feature layout of :attr:`graph`."""
+        return GRAPH_SCHEMAS[self.kind]
 
 
 def knn_edges(pos: np.ndarray, k: int = K_NEIGHBOURS) -> np.ndarray:
@@ -122,15 +274,17 @@ def _geometry_features(edges: np.ndarray, node_residue: np.ndarray, ca: np.ndarr
     return features[edge_pair]
 
 
-def _common_edge_features(edges: np.ndarray, chain_index: np.ndarray) -> np.ndarray:
-    """(E, 2): sin(i − j) of the node indices within a chain (0 between chains) and the same-chain flag.
+def _common_edge_features(edges: np.ndarray, chain_index: np.ndarray) -> dict[str, np.ndarray]:
+    """``sin_index`` (E,): sin(i − j) of the node indices within a chain (0 between chains), and
+    ``same_chain`` (E,): the same-chain flag.
 
     Between chains, i − j depends on the order of the chains in the file and on how many atoms the
     chains before them have (an OXT more or less): a fingerprint of the file, not of the pose.
     """
     src, dst = edges
     same = chain_index[src] == chain_index[dst]
-    return np.stack([np.where(same, np.sin((dst - src).astype(np.float64)), 0.0), same], axis=1)
+    return {"sin_index": np.where(same, np.sin((dst - src).astype(np.float64)), 0.0),
+            "same_chain": same.astype(np.float64)}
 
 
 def covalent_flags(edges: np.ndarray, pos: np.ndarray, elements: np.ndarray) -> np.ndarray:
@@ -157,16 +311,16 @@ def featurize(decoy_id: str, complex_: Complex, proximity: np.ndarray, surface_b
 
 
 def _atom_graph(c: Complex, proximity, ca_pos, frames, valid, k) -> Data:
-    atom_type = atom_vocab_index(c.atom_names)
-    x = np.zeros((c.n_atoms, len(ATOM_VOCAB) + 1), dtype=np.float32)
-    x[np.arange(c.n_atoms), atom_type] = 1.0
-    x[:, -1] = proximity
+    schema = ALL_ATOM_SCHEMA
+    one_hot = np.zeros((c.n_atoms, len(ATOM_VOCAB)), dtype=np.float32)
+    one_hot[np.arange(c.n_atoms), atom_vocab_index(c.atom_names)] = 1.0
+    x = _assemble(schema.node, {"atom_name": one_hot, "surface": proximity.astype(np.float32)}, c.n_atoms)
     edges = knn_edges(c.coords, k)
-    edge_attr = np.concatenate([
-        _common_edge_features(edges, c.chain_index),
-        _geometry_features(edges, c.residue_index, ca_pos, frames, valid),
-        covalent_flags(edges, c.coords, c.elements)[:, None],
-    ], axis=1)
+    edge_attr = _assemble(schema.edge, {
+        **_common_edge_features(edges, c.chain_index),
+        "geometry": _geometry_features(edges, c.residue_index, ca_pos, frames, valid),
+        "covalent": covalent_flags(edges, c.coords, c.elements),
+    }, edges.shape[1])
     return _data(x, c.coords, edges, edge_attr, c.residue_index, qa_node=_qa_nodes(c))
 
 
@@ -190,17 +344,21 @@ def _ca_graph(c: Complex, proximity, ca_pos, frames, valid, k) -> Data:
     residues = c.residue_index[ca_rows]
     r = c.n_residues
     res_type = np.array([_RESIDUE_INDEX.get(str(n), len(AMINO_ACIDS)) for n in c.res_names[c.residue_starts]])
-    x = np.zeros((len(ca_rows), len(AMINO_ACIDS) + 1 + 1 + 6), dtype=np.float32)
-    x[np.arange(len(ca_rows)), res_type[residues]] = 1.0
-    x[:, len(AMINO_ACIDS) + 1] = proximity[ca_rows]
-    x[:, len(AMINO_ACIDS) + 2:] = backbone_dihedral_features(c)[residues]
+    schema = CA_SCHEMA
+    one_hot = np.zeros((len(ca_rows), len(AMINO_ACIDS) + 1), dtype=np.float32)
+    one_hot[np.arange(len(ca_rows)), res_type[residues]] = 1.0
+    x = _assemble(schema.node, {
+        "residue": one_hot,
+        "surface": proximity[ca_rows].astype(np.float32),
+        "dihedrals": backbone_dihedral_features(c)[residues].astype(np.float32),
+    }, len(ca_rows))
     pos = ca_pos[residues]
     edges = knn_edges(pos, k)
     chain_of_node = c.chain_index[ca_rows]
-    edge_attr = np.concatenate([
-        _common_edge_features(edges, chain_of_node),
-        _geometry_features(edges, residues, ca_pos, frames, valid),
-    ], axis=1)
+    edge_attr = _assemble(schema.edge, {
+        **_common_edge_features(edges, chain_of_node),
+        "geometry": _geometry_features(edges, residues, ca_pos, frames, valid),
+    }, edges.shape[1])
     node_of_residue = np.full(r, -1)
     node_of_residue[residues] = np.arange(len(ca_rows))
     return _data(x, pos, edges, edge_attr, residues, qa_node=node_of_residue)
@@ -235,6 +393,9 @@ def dihedral(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.n
 
 
 def _data(x, pos, edges, edge_attr, node_residue, qa_node) -> Data:
+    import torch
+    from torch_geometric.data import Data
+
     return Data(
         x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
         pos=torch.from_numpy(np.asarray(pos, dtype=np.float32)),
@@ -247,6 +408,8 @@ def _data(x, pos, edges, edge_attr, node_residue, qa_node) -> Data:
 
 def save_graph(bundle: GraphBundle, path: Path) -> None:
     """Save as a plain dict of tensors, lists and strings, loadable with ``torch.load(weights_only=True)``."""
+    import torch
+
     c = bundle.complex
     payload = {
         "format": GRAPH_FORMAT,
@@ -267,6 +430,9 @@ def save_graph(bundle: GraphBundle, path: Path) -> None:
 
 def load_graph(path: Path) -> GraphBundle:
     """Load a graph saved by :func:`save_graph` without unpickling arbitrary objects."""
+    import torch
+    from torch_geometric.data import Data
+
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != GRAPH_FORMAT:
         raise ValueError(f"{path}: not an egr graph file ({GRAPH_FORMAT})")
@@ -294,6 +460,8 @@ class DockingInput:
 
 def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
     """Crop ``complex_`` around its interfaces and featurize the crop as an all-atom graph (same k, same features)."""
+    import torch
+
     crop = interface_crop(complex_)
     part = subset(complex_, crop.atoms)
     graph = featurize("crop", part, np.asarray(proximity, dtype=np.float64)[crop.atoms],
@@ -305,6 +473,8 @@ def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
 def batch_docking(inputs: list[DockingInput]) -> dict[str, torch.Tensor]:
     """Concatenate docking inputs into one batch: the keyword arguments of ``EGR.docking_logits`` (node and
     interface indices offset per structure), plus ``owner`` (G,), the structure of each interface."""
+    import torch
+
     nodes = np.cumsum([0] + [d.graph.num_nodes for d in inputs])
     groups = np.cumsum([0] + [len(d.physics) for d in inputs])
     return {

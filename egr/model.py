@@ -3,7 +3,7 @@ head and the docking-quality head.
 
 The network maps one or more atom graphs (node features, coordinates in Å, fixed k-NN topology,
 invariant edge features) to refined coordinates and a per-node quality estimate in [0, 1]. The layer
-equations are those of DESIGN.md ("EGR, precisely"); for every layer l, with x⁰, h⁰ the stack's input:
+equations are those of docs/design.md ("EGR, precisely"); for every layer l, with x⁰, h⁰ the stack's input:
 
     x̂_ji = (x_j − x_i) / (‖x_j − x_i‖ + C)
     ρ_ji = [exp(−‖x̂_ji‖² / b^k)]_{k=0..K−1}
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from egr.graph import ALL_ATOM_SCHEMA, GraphSchema, LayoutError, layout_of
 from egr.interface import N_PHYSICS
 
 __all__ = ["EGR", "EGRConfig", "EGRLayer"]
@@ -46,9 +47,9 @@ class EGRConfig:
     """Hyperparameters of :class:`EGR`; plain scalars only, so ``dataclasses.asdict`` round-trips via JSON.
 
     Attributes:
-        node_in: node feature width (all-atom graph: 38-entry atom-name one-hot + surface proximity;
-            Cα graph: 28).
-        edge_in: edge feature width (all-atom: 15; Cα: 14).
+        node_in: node feature width (the layouts are :data:`egr.graph.ALL_ATOM_SCHEMA`, the default, and
+            :data:`egr.graph.CA_SCHEMA`).
+        edge_in: edge feature width (same layouts).
         hidden: width of node embeddings and messages; must be divisible by ``heads``.
         num_layers: number of EGR layers (≥ 1); all but the last update coordinates.
         heads: attention heads of the global linear attention.
@@ -62,8 +63,8 @@ class EGRConfig:
             leaves coordinates (almost) where they are.
     """
 
-    node_in: int = 39
-    edge_in: int = 15
+    node_in: int = ALL_ATOM_SCHEMA.node_in
+    edge_in: int = ALL_ATOM_SCHEMA.edge_in
     hidden: int = 128
     num_layers: int = 4
     heads: int = 4
@@ -217,7 +218,7 @@ class _GraphLinearAttention(nn.Module):
 
 
 class EGRLayer(nn.Module):
-    """One EGR layer (DESIGN.md, "EGR, precisely"); ``update_coords=False`` for the stack's last layer."""
+    """One EGR layer (docs/design.md, "EGR, precisely"); ``update_coords=False`` for the stack's last layer."""
 
     def __init__(self, config: EGRConfig, update_coords: bool) -> None:
         super().__init__()
@@ -300,11 +301,21 @@ class EGRLayer(nn.Module):
 
 
 class EGR(nn.Module):
-    """Equivariant Graph Refiner: embedding → ``num_layers`` EGR layers → per-node QA head."""
+    """Equivariant Graph Refiner: embedding → ``num_layers`` EGR layers → per-node QA head.
 
-    def __init__(self, config: EGRConfig) -> None:
+    ``schema`` is the feature layout the model reads (:class:`egr.graph.GraphSchema`; the weights' own,
+    :func:`egr.weights.load_model`); by default the layout this egr builds with the config's widths, None
+    where there is none (then only the widths are checked). A graph of another layout is refused with a
+    :class:`egr.graph.LayoutError` that names what differs.
+    """
+
+    def __init__(self, config: EGRConfig, schema: GraphSchema | None = None) -> None:
         super().__init__()
         self.config = config
+        self.schema = schema if schema is not None else layout_of(config.node_in, config.edge_in)
+        if self.schema is not None and (self.schema.node_in, self.schema.edge_in) != (config.node_in, config.edge_in):
+            raise ValueError(f"feature schema ({self.schema.describe('node')} node, {self.schema.describe('edge')} "
+                             f"edge features) does not match node_in={config.node_in}, edge_in={config.edge_in}")
         self.embed = nn.Linear(config.node_in, config.hidden)
         self.layers = nn.ModuleList(
             EGRLayer(config, update_coords=i < config.num_layers - 1) for i in range(config.num_layers)
@@ -411,7 +422,7 @@ class EGR(nn.Module):
         """Raise ValueError on shape or index mismatches, which would otherwise fail deep inside."""
         cfg = self.config
         n = x.shape[0]
-        if x.dim() != 2 or x.shape[1] != cfg.node_in:
+        if x.dim() != 2:
             raise ValueError(f"x must be (n, {cfg.node_in}), got {tuple(x.shape)}")
         if pos.shape != (n, 3):
             raise ValueError(f"pos must be ({n}, 3), got {tuple(pos.shape)}")
@@ -420,7 +431,15 @@ class EGR(nn.Module):
                 f"edge_index must be a (2, E) long tensor, got {tuple(edge_index.shape)} {edge_index.dtype}"
             )
         num_edges = edge_index.shape[1]
-        if edge_attr.shape != (num_edges, cfg.edge_in):
+        if edge_attr.dim() != 2 or edge_attr.shape[0] != num_edges:
+            raise ValueError(f"edge_attr must be ({num_edges}, {cfg.edge_in}), got {tuple(edge_attr.shape)}")
+        if self.schema is not None:
+            reason = self.schema.refusal(x.shape[1], edge_attr.shape[1])
+            if reason:
+                raise LayoutError(reason)
+        elif x.shape[1] != cfg.node_in:
+            raise ValueError(f"x must be (n, {cfg.node_in}), got {tuple(x.shape)}")
+        elif edge_attr.shape[1] != cfg.edge_in:
             raise ValueError(f"edge_attr must be ({num_edges}, {cfg.edge_in}), got {tuple(edge_attr.shape)}")
         if num_edges and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
             raise ValueError(f"edge_index refers to nodes outside [0, {n})")

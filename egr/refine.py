@@ -26,7 +26,7 @@ from torch_geometric.data import Batch, Data
 
 from egr import __version__
 from egr.gate import decide
-from egr.graph import GraphBundle, batch_docking, docking_input
+from egr.graph import GRAPH_SCHEMAS, GraphBundle, LayoutError, batch_docking, docking_input
 from egr.io import atomic_write_json, atomic_write_text
 from egr.model import EGR
 from egr.physics import interface_physics
@@ -87,13 +87,14 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
 
     Graphs are collated and moved to ``device`` ``batch_size`` at a time, but each decoy's passes run on
     its own graph, so :attr:`Refinement.seconds` is that decoy's own time, not an even share of a batch's
-    (the collation and copy, ~2 ms per decoy on CPU, are in no decoy's time). On CPU this is also faster
-    than one batched pass, which pads every graph to the batch's largest in the attention's dense layout:
-    the 5 bundled decoys took 0.42 s instead of 0.64 s (one thread, median of 11)."""
-    kinds = {b.kind for b in bundles}
-    expected = "ca" if model.config.node_in == 28 else "all_atom"
-    if kinds - {expected}:
-        raise ValueError(f"the model expects {expected} graphs, got {sorted(kinds)}")
+    (the collation and copy are in no decoy's time). On CPU this is also faster than one batched pass,
+    which pads every graph to the batch's largest in the attention's dense layout (figures:
+    benchmarks/README.md, "Per-decoy passes")."""
+    for kind in sorted({b.kind for b in bundles}):  # a model without a schema checks the widths itself
+        layout = GRAPH_SCHEMAS[kind]
+        reason = model.schema.refusal(layout.node_in, layout.edge_in) if model.schema is not None else ""
+        if reason:
+            raise LayoutError(f"the model cannot read {kind} graphs: {reason}")
     results: list[Refinement] = []
     for start in range(0, len(bundles), batch_size):
         chunk = bundles[start:start + batch_size]
@@ -118,7 +119,7 @@ def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torc
             pos, qa, qa_input = model.forward_with_input_pass(*inputs)
     refinement = _to_refinement(bundle, pos.double().cpu().numpy(), qa.double().cpu().numpy(), 0.0)
     if bundle.kind == "all_atom":
-        proximity = [bundle.graph.x[:, -1].double().numpy()]
+        proximity = [bundle.schema.node_feature(bundle.graph.x, "surface").double().numpy()]
         before = predict_docking(model, [bundle.complex], proximity, device)[0]
         after = predict_docking(model, [bundle.complex.with_coords(refinement.coords)], proximity, device)[0]
     else:
@@ -140,7 +141,7 @@ def physical_problems(bundle: GraphBundle, coords: np.ndarray) -> str:
     src, dst = bundle.graph.edge_index.numpy()
     before = np.linalg.norm(bundle.complex.coords[src] - bundle.complex.coords[dst], axis=1)
     after = np.linalg.norm(coords[src] - coords[dst], axis=1)
-    covalent = bundle.graph.edge_attr[:, 14].numpy() > 0.5
+    covalent = bundle.schema.edge_feature(bundle.graph.edge_attr, "covalent").numpy() > 0.5
     change = float(np.abs(after - before)[covalent].max()) if covalent.any() else 0.0
     new_clashes = int(np.sum(~covalent & (before > 2.5) & (after < CLASH)))
     if change > MAX_BOND_CHANGE:

@@ -14,7 +14,7 @@ With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true D
 
 scaled by ``docking_weight``: a regression on DockQ plus a pairwise ranking loss within the target.
 
-**Refinement steps**, one per prepared training decoy (DESIGN.md, "Training"), on one graph:
+**Refinement steps**, one per prepared training decoy (docs/design.md, "EGR, precisely"), on one graph:
 
     L = Huber_δ(‖X' − X*‖) over atoms with a native partner          (δ = 1 Å; X* = native in the decoy frame)
       + w · MSE(QA(refined), LDDT-Cα(X'_Cα vs native))               (QA of the normal pass)
@@ -73,8 +73,8 @@ from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
 from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
-from egr.gate import GATE_KEY, GATE_RULE
-from egr.graph import batch_docking, docking_input, featurize
+from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
+from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
@@ -126,7 +126,8 @@ class TrainConfig:
     seed: int = 0
 
     def model_config(self) -> EGRConfig:
-        return EGRConfig(hidden=self.hidden, num_layers=self.num_layers, heads=self.heads)
+        return EGRConfig(node_in=ALL_ATOM_SCHEMA.node_in, edge_in=ALL_ATOM_SCHEMA.edge_in, hidden=self.hidden,
+                         num_layers=self.num_layers, heads=self.heads)
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,11 @@ class DockingFamily:
         return [int(stratum[int(p * len(stratum))]) for stratum, p in zip(strata, picks)]
 
 
+def _proximity(graph) -> np.ndarray:
+    """(n,) per-atom surface proximity of an all-atom graph (the crop graphs of the docking head need it)."""
+    return ALL_ATOM_SCHEMA.node_feature(graph.x, "surface").double().numpy()
+
+
 def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
     """One family per target with at least two prepared decoys among ``rows``."""
     by_target: dict[tuple[str, str], list[dict]] = {}
@@ -241,7 +247,7 @@ def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
         examples = [load_example(cache, row) for row in members]
         families.append(DockingFamily(
             key=f"{set_name}/{target}", dockq=np.array([e.dockq for e in examples]),
-            proximity=[e.graph.x[:, -1].double().numpy() for e in examples],
+            proximity=[_proximity(e.graph) for e in examples],
             decoys=tuple(e.complex for e in examples)))
     return families
 
@@ -320,7 +326,7 @@ def rigid_perturbation(example: Example, cfg: TrainConfig, generator: torch.Gene
     centre = coords[members].mean(0)
     coords[members] = (coords[members] - centre) @ rotation.T + centre + shift * direction.numpy() / np.linalg.norm(direction.numpy())
     moved = c.with_coords(coords)
-    proximity = example.graph.x[:, -1].double().numpy()
+    proximity = _proximity(example.graph)
     bundle = featurize(example.meta["decoy_id"], moved, proximity, np.full(c.n_atoms, "n/a"))
     return replace(example, graph=bundle.graph, complex=moved)
 
@@ -396,7 +402,7 @@ class DecoyResult:
         """ΔDockQ after the gate with ``margin`` (0 where the gate falls back to the input)."""
         if self.dockq_refined is None:
             return None
-        return self.dockq_refined - self.dockq_input if self.predicted_gain > margin else 0.0
+        return self.dockq_refined - self.dockq_input if keeps_refinement(self.predicted_gain, margin) else 0.0
 
 
 def _rmsd(a: Tensor, b: Tensor) -> float:
@@ -421,7 +427,7 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
-    proximity = example.graph.x[:, -1].double().numpy()
+    proximity = _proximity(example.graph)
     docking_in, docking_out = predict_docking(model, [example.complex, refined_complex], [proximity, proximity],
                                               device)
     dockq_refined = None
@@ -514,7 +520,7 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
         "delta_dockq_min_raw": min(raw) if raw else None,
         "fi_dockq_raw": float(np.mean(dockq_improved(np.array(raw)))) if raw else None,
         "gate_margin": margin if math.isfinite(margin) else str(margin),
-        "gate_kept": int(sum(r.predicted_gain > margin for r in scored)),
+        "gate_kept": int(sum(keeps_refinement(r.predicted_gain, margin) for r in scored)),
         "delta_dockq_mean_gated": mean(gated),
         "delta_dockq_min_gated": min(gated) if gated else None,
     }
@@ -703,10 +709,10 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
     return best or {}
 
 
-def evaluate(weights: Path, cache: Path, splits_file: Path, split: str, outdir: Path, margin: float | None = None,
-             calibrate: bool = False, device: str = "cpu", coord_min_dockq: float = ACCEPTABLE_DOCKQ,
-             log: Callable[[str], None] = print) -> dict:
-    """Evaluate ``weights`` on every decoy of ``split`` (DockQ of every refined decoy).
+def evaluate_weights(weights: Path, cache: Path, splits_file: Path, split: str, outdir: Path,
+                     margin: float | None = None, calibrate: bool = False, device: str = "cpu",
+                     coord_min_dockq: float = ACCEPTABLE_DOCKQ, log: Callable[[str], None] = print) -> dict:
+    """Evaluate ``weights`` on every decoy of ``split`` (DockQ of every refined decoy; ``egr evaluate-model``).
 
     With ``calibrate``, the gate margin is fitted on these decoys (:func:`calibrate_margin`) and stored
     in the weights' sidecar; otherwise ``margin`` (or the sidecar's, or 0) is applied. Writes
@@ -724,12 +730,11 @@ def evaluate(weights: Path, cache: Path, splits_file: Path, split: str, outdir: 
     sidecar = json.loads(sidecar_path.read_text())
     if calibrate:
         margin = calibrate_margin(results)
-        sidecar[GATE_KEY] = {"margin": margin if math.isfinite(margin) else "inf",
-                             "rule": GATE_RULE,
-                             "calibrated_on": f"{splits_file}:{split}", "n_decoys": len(results)}
+        sidecar[GATE_KEY] = gate_record(margin, f"{splits_file}:{split}", len(results))
         atomic_write_json(sidecar_path, sidecar)
     elif margin is None:
-        margin = float(sidecar.get(GATE_KEY, {}).get("margin", 0.0))
+        margin = stored_margin(sidecar)
+        margin = 0.0 if margin is None else margin
     summary = {"weights": str(weights), "split": split, **summarise(results, margin, coord_min_dockq)}
     columns = [k for k in DecoyResult.__dataclass_fields__ if k != "residue_qa"]
     lines = ["\t".join([*columns, "predicted_gain", "delta_dockq_gated"])]

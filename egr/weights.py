@@ -1,7 +1,10 @@
 """Model weights: a safetensors file of tensors beside a JSON file of the config and provenance.
 
 ``<name>.safetensors`` holds only tensors (nothing is unpickled when loading), ``<name>.json`` holds
-``{"config": {...EGRConfig...}, "trained": bool, "description": str, ...}``. The default model ships in
+``{"config": {...EGRConfig...}, "schema": {...}, "trained": bool, "description": str, ...}``. ``schema`` is
+the graph feature layout the weights were trained on (:class:`egr.graph.GraphSchema`): the model refuses a
+graph of another layout. A JSON without one (written before schemas were stored) gets the layout this egr
+builds with its ``node_in``/``edge_in``, and is refused where there is none. The default model ships in
 ``egr/data/``; its JSON says whether it is trained.
 
 Importing torch takes seconds, so only the functions that build, save or place a model import it.
@@ -18,15 +21,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from egr.gate import stored_margin
 from egr.io import atomic_write_json, file_sha256
 
 if TYPE_CHECKING:
     import torch
 
+    from egr.graph import GraphSchema
     from egr.model import EGR
 
 DEFAULT_WEIGHTS = Path(__file__).parent / "data" / "egr_default.safetensors"
-CA_NODE_IN = 28  # node feature width of the Cα graph (egr.model.EGRConfig.node_in); all-atom graphs have 39
+SCHEMA_KEY = "schema"  # key of the graph feature layout in the weights' JSON sidecar
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,11 @@ def save_weights(model: EGR, weights: Path, trained: bool, description: str, ext
     save_file(tensors, str(tmp))
     tmp.chmod(0o644)
     tmp.replace(weights)
-    sidecar = {"config": asdict(model.config), "trained": trained, "description": description, **(extra or {})}
+    if model.schema is None:
+        raise ValueError(f"node_in={model.config.node_in}, edge_in={model.config.edge_in} is no graph layout "
+                         "this egr builds; such weights could never be used")
+    sidecar = {"config": asdict(model.config), SCHEMA_KEY: model.schema.to_json(), "trained": trained,
+               "description": description, **(extra or {})}
     atomic_write_json(config_path(weights), sidecar)
 
 
@@ -75,14 +84,39 @@ def _read_sidecar(weights: Path | None) -> tuple[Path, dict]:
     return weights, json.loads(sidecar_path.read_text())
 
 
+def sidecar_schema(sidecar: dict, weights: Path | str = "weights") -> GraphSchema:
+    """The feature layout the weights were trained on: the sidecar's own, or (older sidecars without one)
+    the layout this egr builds with the config's ``node_in``/``edge_in``. ValueError where there is none,
+    or where the stored layout's widths disagree with the config's."""
+    from egr.graph import GRAPH_SCHEMAS, GraphSchema, layout_of
+
+    config = sidecar.get("config", {})
+    widths = (config.get("node_in"), config.get("edge_in"))
+    if SCHEMA_KEY not in sidecar:
+        schema = layout_of(*widths)
+        if schema is None:
+            known = ", ".join(f"{s.kind} {s.node_in}/{s.edge_in}" for s in GRAPH_SCHEMAS.values())
+            raise ValueError(f"{config_path(Path(weights))}: no feature schema, and node_in/edge_in "
+                             f"{widths[0]}/{widths[1]} match no graph layout this egr builds ({known})")
+        return schema
+    try:
+        schema = GraphSchema.from_json(sidecar[SCHEMA_KEY])
+    except ValueError as exc:
+        raise ValueError(f"{config_path(Path(weights))}: {exc}") from None
+    if (schema.node_in, schema.edge_in) != widths:
+        raise ValueError(f"{config_path(Path(weights))}: the feature schema ({schema.node_in} node, {schema.edge_in} "
+                         f"edge features) disagrees with node_in/edge_in {widths[0]}/{widths[1]}")
+    return schema
+
+
 def _model_info(weights: Path, sidecar: dict, gate: bool) -> ModelInfo:
     return ModelInfo(
         path=str(weights),
         sha256=file_sha256(weights),
         trained=bool(sidecar.get("trained", False)),
         description=str(sidecar.get("description", "")),
-        kind="ca" if sidecar["config"].get("node_in") == CA_NODE_IN else "all_atom",
-        gate_margin=float(sidecar["gate"]["margin"]) if gate and sidecar.get("gate") else None,
+        kind=sidecar_schema(sidecar, weights).kind,
+        gate_margin=stored_margin(sidecar) if gate else None,
     )
 
 
@@ -101,7 +135,7 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu",
     from egr.model import EGR, EGRConfig
 
     weights, sidecar = _read_sidecar(weights)
-    model = EGR(EGRConfig(**sidecar["config"]))
+    model = EGR(EGRConfig(**sidecar["config"]), schema=sidecar_schema(sidecar, weights))
     model.load_state_dict(load_file(str(weights)), strict=True)
     model.to(device).eval()
     return model, _model_info(weights, sidecar, gate)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from egr.chemistry import ATOM_VOCAB
-from egr.graph import K_NEIGHBOURS, featurize, knn_edges, load_graph, save_graph
+import egr
+from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB
+from egr.graph import (ALL_ATOM_SCHEMA, CA_SCHEMA, GRAPH_SCHEMAS, K_NEIGHBOURS, GraphSchema, LayoutError, featurize,
+                       knn_edges, layout_of, load_graph, save_graph)
 from egr.structure import read_decoy
 
 
@@ -48,26 +55,31 @@ def test_knn_with_fewer_nodes_than_k_and_duplicate_points():
 
 
 def test_all_atom_feature_layout(complex_):
-    g = _bundle(complex_).graph
+    bundle = _bundle(complex_)
+    g, schema = bundle.graph, bundle.schema
     n = complex_.n_atoms
+    assert schema == ALL_ATOM_SCHEMA and (schema.node_in, schema.edge_in) == (39, 15)
     assert g.x.shape == (n, 39) and g.edge_attr.shape == (n * K_NEIGHBOURS, 15)
-    assert torch.all(g.x[:, :38].sum(1) == 1)
-    ca_col = ATOM_VOCAB.index("CA")
-    assert torch.equal(g.x[:, ca_col].bool(), torch.from_numpy(complex_.atom_names == "CA"))
+    atom_name = schema.node_feature(g.x, "atom_name")
+    assert atom_name.shape == (n, len(ATOM_VOCAB)) and torch.all(atom_name.sum(1) == 1)
+    assert torch.equal(atom_name[:, ATOM_VOCAB.index("CA")].bool(), torch.from_numpy(complex_.atom_names == "CA"))
+    assert torch.equal(schema.node_feature(g.x, "surface"), g.x[:, schema.node_slice("surface")].squeeze(1))
+    covalent, same_chain = (schema.edge_feature(g.edge_attr, name) for name in ("covalent", "same_chain"))
     # every residue's N–CA bond shows up as a covalent, same-chain edge
     src, dst = g.edge_index.numpy()
     names = complex_.atom_names
     n_ca = (names[src] == "N") & (names[dst] == "CA") & (complex_.residue_index[src] == complex_.residue_index[dst])
     assert n_ca.sum() >= 0.95 * complex_.n_residues
-    assert torch.all(g.edge_attr[torch.from_numpy(n_ca), 14] == 1)
-    assert torch.all(g.edge_attr[torch.from_numpy(n_ca), 1] == 1)
-    # interface edges exist and carry the different-chain flag
+    assert torch.all(covalent[torch.from_numpy(n_ca)] == 1)
+    assert torch.all(same_chain[torch.from_numpy(n_ca)] == 1)
+    # interface edges exist and carry the different-chain flag, and sin(i − j) is 0 there
     cross = complex_.chain_index[src] != complex_.chain_index[dst]
-    assert cross.any() and torch.all(g.edge_attr[torch.from_numpy(cross), 1] == 0)
+    assert cross.any() and torch.all(same_chain[torch.from_numpy(cross)] == 0)
+    assert torch.all(schema.edge_feature(g.edge_attr, "sin_index")[torch.from_numpy(cross)] == 0)
     # covalent flag: 0.4 Å < d < r_i + r_j + 0.56 Å (C–C: 2.1 Å); unbound decoys may clash across chains
     d = np.linalg.norm(complex_.coords[src] - complex_.coords[dst], axis=1)
     carbon = (complex_.elements[src] == "C") & (complex_.elements[dst] == "C")
-    flag = g.edge_attr[:, 14].numpy().astype(bool)
+    flag = covalent.numpy().astype(bool)
     assert np.array_equal(flag[carbon], (d[carbon] > 0.4) & (d[carbon] < 2.1))
 
 
@@ -75,9 +87,12 @@ def test_ca_feature_layout(complex_):
     bundle = _bundle(complex_, ca=True)
     g = bundle.graph
     n_ca = int(np.sum(complex_.atom_names == "CA"))
+    schema = bundle.schema
+    assert schema == CA_SCHEMA and (schema.node_in, schema.edge_in) == (28, 14)
     assert g.x.shape == (n_ca, 28) and g.edge_attr.shape == (n_ca * K_NEIGHBOURS, 14)
-    assert torch.all(g.x[:, :21].sum(1) == 1)
-    sin_cos = g.x[:, 22:].reshape(-1, 2, 3)
+    assert torch.all(schema.node_feature(g.x, "residue").sum(1) == 1)
+    assert schema.node_feature(g.x, "residue").shape[1] == len(AMINO_ACIDS) + 1
+    sin_cos = schema.node_feature(g.x, "dihedrals").reshape(-1, 2, 3)
     norms = sin_cos[:, 0] ** 2 + sin_cos[:, 1] ** 2  # sin² + cos² = 1 where defined, 0 at chain ends
     assert torch.all(((norms - 1).abs() < 1e-5) | (norms == 0))
     assert (norms > 0.5).float().mean() > 0.9
@@ -101,3 +116,48 @@ def test_graph_file_reloads_with_weights_only(tmp_path, complex_):
     assert torch.equal(again.graph.edge_attr, bundle.graph.edge_attr)
     assert np.array_equal(again.complex.atom_names, complex_.atom_names)
     np.testing.assert_array_equal(again.complex.coords, complex_.coords)
+
+
+def test_schemas_name_every_column_once_and_round_trip_through_json():
+    for schema in GRAPH_SCHEMAS.values():
+        assert GraphSchema.from_json(schema.to_json()) == schema
+        assert layout_of(schema.node_in, schema.edge_in) == schema
+        assert schema.refusal(schema.node_in, schema.edge_in) == ""
+        for side, width in (("node", schema.node_in), ("edge", schema.edge_in)):
+            parts = getattr(schema, side)
+            columns = [c for name, _ in parts
+                       for c in range(width)[getattr(schema, f"{side}_slice")(name)]]
+            assert columns == list(range(width)) and len({name for name, _ in parts}) == len(parts)
+    assert ALL_ATOM_SCHEMA.describe("node") == "atom_name(38)+surface(1) = 39"
+    assert layout_of(39, 14) is None
+    assert ALL_ATOM_SCHEMA.refusal(39, 14) == (
+        "feature layout differs: weights expect edge features sin_index(1)+same_chain(1)+geometry(12)+covalent(1) "
+        "= 15, graph has 14")
+    with pytest.raises(KeyError, match="no all_atom node feature 'residue'"):
+        ALL_ATOM_SCHEMA.node_slice("residue")
+    with pytest.raises(LayoutError, match="28 columns"):
+        ALL_ATOM_SCHEMA.node_feature(torch.zeros(3, 28), "surface")
+    with pytest.raises(ValueError, match="not a feature schema"):
+        GraphSchema.from_json({"kind": "ca", "node": [["residue"]]})
+
+
+def test_no_bare_feature_columns_outside_the_layout_owner():
+    """Feature columns are read by name (egr.graph's schemas) everywhere but in egr/graph.py itself."""
+    bare = re.compile(r"(\bx|edge_attr)\[:, *-?\d|(node_in|edge_in) *[=!]= *\d|\[\s*[\"']gate[\"']\s*\]|> *margin\b")
+    hits = []
+    for path in sorted(Path(egr.__file__).parent.glob("*.py")):
+        if path.name in ("graph.py", "gate.py"):  # the owners of the feature layout and of the gate rule
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if bare.search(line):
+                hits.append(f"{path.name}:{number}: {line.strip()}")
+    assert not hits, "\n".join(hits)
+
+
+def test_importing_the_layout_owner_loads_no_torch():
+    """egr.weights reads a weights' provenance (its schema included) without importing torch."""
+    code = ("import sys\nimport egr.graph, egr.weights\nassert egr.weights.read_model_info().kind == 'all_atom'\n"
+            "print(sorted(m for m in ('torch', 'torch_geometric') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -10,7 +10,9 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
+from egr.graph import ALL_ATOM_SCHEMA, CA_SCHEMA, GraphSchema, LayoutError
 from egr.model import EGR, EGRConfig, _Topology
+from egr.weights import SCHEMA_KEY, config_path, load_model, read_model_info, save_weights
 
 K_NEIGHBOURS = 20
 
@@ -303,8 +305,62 @@ def test_bad_inputs_are_rejected() -> None:
     cfg = small_config()
     model = make_model(cfg)
     g = random_graph(50, cfg, seed=18)
-    with pytest.raises(ValueError, match="edge_attr"):
+    with pytest.raises(ValueError, match="edge features .* = 15, graph has 14"):
         model(**{**g, "edge_attr": g["edge_attr"][:, :-1]})
     with pytest.raises(ValueError, match="outside"):
         model(**{**g, "edge_index": g["edge_index"] + 1})
 
+
+
+def test_model_schema_follows_the_config_and_refuses_other_layouts() -> None:
+    assert EGR(small_config()).schema == ALL_ATOM_SCHEMA
+    assert EGR(small_config(node_in=CA_SCHEMA.node_in, edge_in=CA_SCHEMA.edge_in)).schema == CA_SCHEMA
+    assert EGR(small_config(node_in=5, edge_in=3)).schema is None  # no layout: widths checked only
+    with pytest.raises(ValueError, match="does not match node_in"):
+        EGR(small_config(), schema=CA_SCHEMA)
+    all_atom = make_model(small_config())
+    ca = random_graph(40, small_config(node_in=CA_SCHEMA.node_in, edge_in=CA_SCHEMA.edge_in), seed=19)
+    with pytest.raises(LayoutError) as refused:
+        all_atom(**ca)
+    assert str(refused.value) == (
+        "feature layout differs: weights expect node features atom_name(38)+surface(1) = 39, graph has "
+        "residue(21)+surface(1)+dihedrals(6) = 28; edge features sin_index(1)+same_chain(1)+geometry(12)+"
+        "covalent(1) = 15, graph has sin_index(1)+same_chain(1)+geometry(12) = 14 (all_atom weights, ca graph)")
+    # weights of an older all-atom layout with the same widths are refused on today's graphs too
+    older = GraphSchema("all_atom", (("atom_name", 37), ("surface", 2)), ALL_ATOM_SCHEMA.edge)
+    model = EGR(small_config(), schema=older).eval()
+    with pytest.raises(LayoutError, match=r"weights expect node features atom_name\(37\)\+surface\(2\) = 39, "
+                                          r"graph has atom_name\(38\)\+surface\(1\) = 39$"):
+        model(**random_graph(40, small_config(), seed=20))
+
+
+def test_schema_round_trips_through_saved_weights(tmp_path) -> None:
+    weights = tmp_path / "w.safetensors"
+    cfg = small_config(node_in=CA_SCHEMA.node_in, edge_in=CA_SCHEMA.edge_in)
+    save_weights(make_model(cfg), weights, trained=False, description="test")
+    sidecar = json.loads(config_path(weights).read_text())
+    assert GraphSchema.from_json(sidecar[SCHEMA_KEY]) == CA_SCHEMA
+    model, info = load_model(weights)
+    assert model.schema == CA_SCHEMA and info.kind == "ca" == read_model_info(weights).kind
+    # an older sidecar without a schema: the layout this egr builds with its widths
+    del sidecar[SCHEMA_KEY]
+    config_path(weights).write_text(json.dumps(sidecar))
+    assert load_model(weights)[0].schema == CA_SCHEMA
+    # ... and refused where the widths match no layout
+    sidecar["config"]["node_in"] = 30
+    config_path(weights).write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="no feature schema, and node_in/edge_in 30/14 match no graph layout"):
+        read_model_info(weights)
+    # a stored schema must agree with the config's widths
+    sidecar["config"]["node_in"] = CA_SCHEMA.node_in
+    sidecar[SCHEMA_KEY] = ALL_ATOM_SCHEMA.to_json()
+    config_path(weights).write_text(json.dumps(sidecar))
+    with pytest.raises(ValueError, match="disagrees with node_in/edge_in 28/14"):
+        load_model(weights)
+    with pytest.raises(ValueError, match="no graph layout"):  # weights that could never be used are not written
+        save_weights(EGR(small_config(node_in=5, edge_in=3)), tmp_path / "x.safetensors", False, "test")
+
+
+def test_shipped_weights_state_the_current_all_atom_layout() -> None:
+    sidecar = json.loads(config_path(read_model_info().path).read_text())
+    assert GraphSchema.from_json(sidecar[SCHEMA_KEY]) == ALL_ATOM_SCHEMA

@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 from torch_geometric.data import Batch
 
-from egr.graph import covalent_flags, featurize, knn_edges
+from egr.graph import ALL_ATOM_SCHEMA, LayoutError, covalent_flags, featurize, knn_edges
 from egr.refine import physical_problems, predict_docking, refine_bundles, write_outputs
 from egr.structure import read_decoy
 from egr.surface import compute_surface
@@ -76,7 +76,7 @@ def test_physical_check_catches_a_stretched_bond_and_a_clash(bundles):
     assert "covalent bond changed by" in physical_problems(bundle, stretched)
     src, dst = bundle.graph.edge_index.numpy()
     far = np.flatnonzero((np.linalg.norm(c.coords[src] - c.coords[dst], axis=1) > 3.5)
-                         & (bundle.graph.edge_attr[:, 14].numpy() == 0))[0]
+                         & (bundle.schema.edge_feature(bundle.graph.edge_attr, "covalent").numpy() == 0))[0]
     squeezed = c.coords.copy()
     squeezed[src[far]] = c.coords[dst[far]] + 1.5 * (c.coords[src[far]] - c.coords[dst[far]]) / np.linalg.norm(
         c.coords[src[far]] - c.coords[dst[far]])
@@ -106,6 +106,23 @@ def test_shipped_weights_are_trained_and_gated(model):
     assert info.trained and info.gate_margin is not None and len(info.sha256) == 64
 
 
+def test_the_shipped_model_refuses_a_graph_of_another_layout(model, decoy_paths):
+    """The shipped (all-atom) weights refuse a Cα graph with a one-line reason naming what differs."""
+    net, _ = model
+    assert net.schema == ALL_ATOM_SCHEMA
+    c, _ = read_decoy(decoy_paths[2])
+    surface = compute_surface(c.coords, c.elements, c.chain_ids, backend="builtin")
+    ca_bundle = featurize("ca", c, surface.proximity, surface.backend, ca=True)
+    with pytest.raises(LayoutError) as refused:
+        refine_bundles([ca_bundle], net)
+    message = str(refused.value)
+    assert "\n" not in message and "cannot read ca graphs" in message
+    assert ("weights expect node features atom_name(38)+surface(1) = 39, graph has "
+            "residue(21)+surface(1)+dihedrals(6) = 28") in message
+    with pytest.raises(LayoutError, match="weights expect node features atom_name"):  # the model itself, too
+        net(ca_bundle.graph.x, ca_bundle.graph.pos, ca_bundle.graph.edge_index, ca_bundle.graph.edge_attr)
+
+
 def test_each_decoy_is_timed_alone_with_the_numbers_of_one_batched_pass(model, bundles):
     """Each decoy's passes run on its own graph: its seconds are its own (not the batch's time split evenly)
     and coordinates, pLDDT and predicted DockQ are those of one batched pass over all graphs."""
@@ -116,7 +133,8 @@ def test_each_decoy_is_timed_alone_with_the_numbers_of_one_batched_pass(model, b
     batch = Batch.from_data_list([b.graph for b in bundles])
     with torch.inference_mode():
         pos, qa = net(batch.x, batch.pos, batch.edge_index, batch.edge_attr, batch.batch)
-    docking = predict_docking(net, [b.complex for b in bundles], [b.graph.x[:, -1].double().numpy() for b in bundles])
+    proximity = [b.schema.node_feature(b.graph.x, "surface").double().numpy() for b in bundles]
+    docking = predict_docking(net, [b.complex for b in bundles], proximity)
     for i, (bundle, refinement) in enumerate(zip(bundles, refined)):
         rows = slice(int(batch.ptr[i]), int(batch.ptr[i + 1]))
         np.testing.assert_allclose(refinement.coords, pos[rows].double().numpy(), atol=1e-5)

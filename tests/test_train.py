@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 from egr.dataset import (build_targets, find_pairs, kabsch, lddt_ca_torch, load_example, pair_atoms,
                          prepare_pair, read_index, write_index)
-from egr.gate import decide
+from egr.gate import GATE_KEY, decide, gate_record, keeps_refinement, stored_margin
 from egr.metrics import dockq_scores, residue_correspondence
 from egr.model import EGR, EGRConfig
 from egr.split import TargetSplit, write_splits
@@ -276,6 +276,10 @@ def test_gate_decision_and_margin_calibration() -> None:
     assert not decide(0.75, 0.70, 0.1).keep_refined
     assert not decide(None, 0.7, -math.inf).keep_refined  # no estimate: the input stays
     assert decide(0.75, 0.70, 0.0).predicted_gain == pytest.approx(0.05)
+    assert keeps_refinement(0.05, 0.01) and not keeps_refinement(0.01, 0.01)
+    assert not keeps_refinement(math.nan, -math.inf)  # no estimate: the input stays
+    assert stored_margin({GATE_KEY: gate_record(math.inf, "splits.tsv:val", 3)}) == math.inf
+    assert stored_margin({}) is None
 
     def result(gain: float, dockq_in: float, dockq_out: float) -> DecoyResult:
         return DecoyResult("s", "t", "d", 1, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5 + gain, 0.0, None,
