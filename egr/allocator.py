@@ -1,11 +1,10 @@
 """Process-level tuning of glibc's malloc for the many short-lived large arrays of one decoy.
 
-A forward pass allocates and frees dozens of (edges × hidden) float32 tensors: 12.5 MB each at
-5,000 atoms. By default glibc serves blocks that large with fresh ``mmap`` calls and hands freed heap
-memory back to the kernel, so every new tensor page-faults on first touch. Measured on the 2-core
-VM (``python benchmarks/bench_core.py``, 4,886-atom complex, 2 torch threads): EGR inference with the
-gate's second pass went from 0.35–0.44 s to 0.17–0.19 s once blocks up to 32 MiB come from the heap
-and freed memory stays in the process. Peak memory is unchanged; the process simply keeps its peak.
+A forward pass allocates and frees dozens of (edges × hidden) float32 tensors, each of them megabytes
+for a few thousand atoms. By default glibc serves blocks that large with fresh ``mmap`` calls and hands
+freed heap memory back to the kernel, so every new tensor page-faults on first touch. Serving blocks up
+to 32 MiB from the heap and keeping freed memory in the process halves inference time (figures:
+benchmarks/README.md, "Core steps"). Peak memory is unchanged; the process simply keeps its peak.
 PyTorch's CPU performance guide suggests the same cure by swapping in jemalloc or tcmalloc;
 ``mallopt`` needs no extra library.
 """

@@ -36,14 +36,14 @@ def element_of_amino_acid_atom(name: str) -> str:
         return "SE"
     return name[:1] if name[:1] in AMINO_ACID_ELEMENTS else ""
 
-# Atom-name vocabulary of the all-atom graph (DESIGN.md); names outside it map to "UNX".
+# Atom-name vocabulary of the all-atom graph (docs/design.md, "EGR, precisely"); names outside it map to "UNX".
 ATOM_VOCAB: tuple[str, ...] = (
     "N", "CA", "C", "O", "CB", "OG", "CG", "CD1", "CD2", "CE1", "CE2", "CZ", "OD1", "ND2", "CG1",
     "CG2", "CD", "CE", "NZ", "OD2", "OE1", "NE2", "OE2", "OH", "NE", "NH1", "NH2", "OG1", "SD",
     "ND1", "SG", "NE1", "CE3", "CZ2", "CZ3", "CH2", "OXT", "UNX",
 )
 
-# Single-bond covalent radii in Å (Pauling-style values, as DESIGN.md suggests); other elements use 0.77.
+# Single-bond covalent radii in Å (Pauling-style values, as docs/design.md suggests); other elements use 0.77.
 COVALENT_RADII: dict[str, float] = {"C": 0.77, "N": 0.70, "O": 0.67, "S": 1.04, "SE": 1.17}
 
 WATER_NAMES = frozenset({"HOH", "WAT", "DOD", "H2O", "TIP", "TIP3", "SOL"})

@@ -13,15 +13,27 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from egr import __version__
 
+# An option that sets a field of an option object (egr.runner.RunOptions, egr.pipeline.PrepOptions,
+# egr.train.TrainConfig) carries the field's name as its parameter name, a --no-… flag included (it stores
+# False in the field), so that the command builds the object by keyword from its parameters: the fields
+# are the one list of options, and tests/test_cli.py checks that every option lands in a field.
 SURFACE_BACKENDS = click.Choice(["auto", "msms", "builtin"])
-NO_GATE = click.option("--no-gate", is_flag=True,
+MSMS = click.option("--msms", type=click.Path(), callback=lambda ctx, param, value: value or None,
+                    help="Path to an MSMS executable.")  # a str, as PrepOptions.msms; "" = not given
+NO_GATE = click.option("--no-gate", "gate", is_flag=True, flag_value=False, default=True,
                        help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
+
+
+def _take_fields(cls: type, params: dict) -> dict:
+    """The click parameters named like fields of the dataclass ``cls``, removed from ``params``."""
+    return {f.name: params.pop(f.name) for f in fields(cls) if f.name in params}
 
 
 def _comma_list(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -127,12 +139,11 @@ def ingest(decoy: Path, outdir: Path, decoy_id: str | None, ca_only_ok: bool, ke
 @click.argument("clean_pdb", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: from the file name, without _clean).")
-@click.option("--backend", type=SURFACE_BACKENDS, default="auto", show_default=True,
+@click.option("--backend", "surface_backend", type=SURFACE_BACKENDS, default="auto", show_default=True,
               help="msms = the MSMS program; builtin = numerical fallback; auto = MSMS where found.")
-@click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
+@MSMS
 @KEEP_GOING
-def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, msms: Path | None,
-            keep_going: bool) -> None:
+def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, keep_going: bool, **prep: str | None) -> None:
     """Per-chain atom depth and surface proximity of CLEAN_PDB: writes <id>_surface.npz."""
     from egr.pipeline import PrepOptions, surface_step
     from egr.structure import IngestError, read_decoy
@@ -140,7 +151,7 @@ def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, backend: str, m
     decoy_id = _step_id(decoy_id, clean_pdb, "_clean")
     try:
         complex_, _ = read_decoy(clean_pdb)
-        result = surface_step(complex_, outdir, decoy_id, PrepOptions(backend, str(msms) if msms else None))
+        result = surface_step(complex_, outdir, decoy_id, PrepOptions(**prep))
     except Exception as exc:  # with --keep-going any failure is this decoy's; else only the expected ones are
         if keep_going:
             _record_failure(outdir, decoy_id, "surface", _step_reason(exc))
@@ -192,7 +203,7 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
                    "<id>_scores.json (status failed, the one-line reason, failed_step refine) and the others go on; "
                    "exit 0.")
 def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device: str, batch_size: int,
-           no_gate: bool, keep_going: bool) -> None:
+           gate: bool, keep_going: bool) -> None:
     """Refine GRAPHS (<id>_graph.pt) with EGR: writes <id>_refined.pdb, <id>_plddt.csv, <id>_scores.json."""
     from egr.graph import load_graph
     from egr.refine import refine_bundles, write_outputs
@@ -208,7 +219,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
                 bundles.append(load_graph(graph))
             except Exception as exc:  # torch.load's errors of a damaged file include KeyError and pickle's
                 raise click.ClickException(unreadable(graph, exc)) from None
-        model, info = load_model(weights, device, gate=not no_gate)
+        model, info = load_model(weights, device, gate=gate)
         for bundle, refinement in zip(bundles, refine_bundles(bundles, model, device, batch_size, info.gate_margin)):
             write_outputs(bundle, refinement, outdir, info, device)
         return
@@ -223,10 +234,10 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
                             unreadable(graph, exc))
     if not bundles:
         return
-    model, info = load_model(weights, device, gate=not no_gate)
+    model, info = load_model(weights, device, gate=gate)
     # egr run's batch rule: a batch that fails is retried one decoy at a time, and a decoy that still
     # fails gets its one-line reason
-    options = RunOptions(outdir, device=device, batch_size=batch_size)
+    options = RunOptions(outdir=outdir, device=device, batch_size=batch_size)
     for bundle, outcome in zip(bundles, _refine_each(bundles, model, info, options)):
         if isinstance(outcome, str):
             _record_failure(outdir, bundle.decoy_id, "refine", outcome)
@@ -248,7 +259,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes for the CPU steps.")
 @click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
-@click.option("--msms", type=click.Path(path_type=Path), help="Path to an MSMS executable.")
+@MSMS
 @WEIGHTS
 @DEVICE
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
@@ -258,17 +269,18 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
               help="Folder of natives, matched by name: the native named like the decoy ID or its longest prefix.")
 @click.option("--refiners", default="egr", show_default=True, callback=_comma_list,
               help="Comma-separated: egr plus any of openmm, modeller, galaxy (absent programs are skipped).")
-@click.option("--no-resume", is_flag=True, help="Redo decoys whose outputs are already complete.")
-@click.option("--no-intermediates", is_flag=True, help="Do not keep the surface and graph files.")
-@click.option("--no-report", is_flag=True, help="Do not write report.html and the MultiQC files.")
-@click.option("--no-multiqc", is_flag=True, help="Write the MultiQC custom content but do not run MultiQC.")
+@click.option("--no-resume", "resume", is_flag=True, flag_value=False, default=True,
+              help="Redo decoys whose outputs are already complete.")
+@click.option("--no-intermediates", "write_intermediates", is_flag=True, flag_value=False, default=True,
+              help="Do not keep the surface and graph files.")
+@click.option("--no-report", "report", is_flag=True, flag_value=False, default=True,
+              help="Do not write report.html and the MultiQC files.")
+@click.option("--no-multiqc", "multiqc", is_flag=True, flag_value=False, default=True,
+              help="Write the MultiQC custom content but do not run MultiQC.")
 @NO_GATE
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "progress", is_flag=True, flag_value=False, default=True, help="No progress bar.")
 @click.pass_context
-def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, outdir: Path, workers: int,
-        surface_backend: str, msms: Path | None, weights: Path | None, device: str, batch_size: int, ca_graph: bool,
-        natives: Path | None, refiners: tuple[str, ...], no_resume: bool, no_intermediates: bool, no_report: bool,
-        no_multiqc: bool, no_gate: bool, quiet: bool) -> None:
+def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, **options: object) -> None:
     """Run every step on each decoy; writes OUTDIR/<id>/... and OUTDIR/summary.tsv.
 
     Exit status: 0 when every decoy is ok or skipped (resumed), 1 when any failed, 2 on bad usage,
@@ -282,14 +294,14 @@ def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, outdir
     from egr.runner import InputError, RunOptions, collect_inputs
     from egr.runner import run as run_all
 
-    prep = PrepOptions(surface_backend, str(msms) if msms else None, ca_graph, not no_intermediates)
+    prep = PrepOptions(**_take_fields(PrepOptions, options))
     try:
-        options = RunOptions(outdir, prep, weights, device, batch_size, workers, not no_resume, not quiet, natives,
-                             refiners, not no_report, not no_multiqc, not no_gate)
+        run_options = RunOptions(prep=prep, **options)  # every other option is a field of RunOptions
     except InputError as exc:
         raise click.BadParameter(str(exc), param_hint="'--refiners'") from None
+    outdir = run_options.outdir
     try:
-        rows = run_all(collect_inputs(decoys, samplesheet), options)
+        rows = run_all(collect_inputs(decoys, samplesheet), run_options)
     except InputError as exc:
         raise click.UsageError(str(exc)) from None
     except (OSError, ValueError, RuntimeError) as exc:
@@ -402,8 +414,7 @@ def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...],
     reason = _no_decoys(results, staged=True)
     if reason:
         raise click.BadParameter(reason, param_hint="'RESULTS'")
-    from egr.evaluate import evaluate as evaluate_run
-    from egr.evaluate import write_evaluation
+    from egr.evaluate import evaluate_results, write_evaluation
     from egr.summary import summarize, write_summary
 
     outdir = outdir or results
@@ -411,7 +422,7 @@ def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...],
     try:
         if not summary.is_file():
             write_summary(summary, summarize(results))
-        evaluation = evaluate_run(results, score_columns, top_n, external_scores)
+        evaluation = evaluate_results(results, score_columns, top_n, external_scores)
         if outdir.resolve() != results.resolve():
             outdir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(summary, outdir / "summary.tsv")
@@ -519,12 +530,14 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--hidden", type=click.IntRange(min=4), default=64, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--layers", "num_layers", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--heads", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--lddt-weight", type=float, default=0.02, show_default=True)
 @click.option("--input-qa-weight", type=float, default=0.02, show_default=True)
-@click.option("--noise", type=float, default=0.1, show_default=True, help="σ of Gaussian input noise, Å.")
-@click.option("--rigid-rotation", type=float, default=0.0, show_default=True, help="Max rotation of one chain, degrees.")
+@click.option("--noise", "noise_sigma", type=float, default=0.1, show_default=True,
+              help="σ of Gaussian input noise, Å.")
+@click.option("--rigid-rotation", "rigid_rotation_deg", type=float, default=0.0, show_default=True,
+              help="Max rotation of one chain, degrees.")
 @click.option("--rigid-translation", type=float, default=0.0, show_default=True, help="Max shift of one chain, Å.")
 @click.option("--max-atoms", type=click.IntRange(min=1), default=12000, show_default=True)
 @click.option("--val-dockq-decoys", type=click.IntRange(min=0), default=6, show_default=True)
@@ -542,10 +555,8 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
 @DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
-def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidden: int, layers: int, heads: int,
-          lddt_weight: float, input_qa_weight: float, noise: float, rigid_rotation: float, rigid_translation: float,
-          max_atoms: int, val_dockq_decoys: int, poses: Path | None, docking_weight: float, ranking_weight: float,
-          group_size: int, groups_per_base: int, seed: int, device: str, threads: int, resume: bool) -> None:
+def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, device: str, threads: int, resume: bool,
+          **hyperparameters: float) -> None:
     """Train EGR on prepared graphs (one or many GPUs: torchrun --nproc_per_node=N -m egr.cli train ...)."""
     import torch
 
@@ -553,11 +564,7 @@ def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidde
     from egr.train import train as train_model
 
     torch.set_num_threads(threads)
-    cfg = TrainConfig(hidden=hidden, num_layers=layers, heads=heads, epochs=epochs, lr=lr, lddt_weight=lddt_weight,
-                      input_qa_weight=input_qa_weight, noise_sigma=noise, rigid_rotation_deg=rigid_rotation,
-                      rigid_translation=rigid_translation, max_atoms=max_atoms, val_dockq_decoys=val_dockq_decoys,
-                      docking_weight=docking_weight, ranking_weight=ranking_weight, group_size=group_size,
-                      groups_per_base=groups_per_base, seed=seed)
+    cfg = TrainConfig(**hyperparameters)  # every other option is a field of TrainConfig
     train_model(cache, splits, outdir, cfg, resume=resume, device=device,
                 log=lambda line: click.echo(line, err=True), poses=poses)
 
@@ -575,7 +582,7 @@ def train(cache: Path, splits: Path, outdir: Path, epochs: int, lr: float, hidde
 def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, outdir: Path, calibrate_gate: bool,
                    margin: float | None, device: str) -> None:
     """Refine every decoy of a split with WEIGHTS and score it (RMSD, ΔDockQ, QA correlation, the gate)."""
-    from egr.train import evaluate as evaluate_weights
+    from egr.train import evaluate_weights
 
     evaluate_weights(weights, cache, splits, split_name, outdir, margin, calibrate_gate, device,
                      log=lambda line: click.echo(line, err=True))

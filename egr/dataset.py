@@ -3,8 +3,9 @@
 For every decoy of ``<root>/<set>/<target>/decoys/`` with its ``native/`` structure:
 
 1. both files are ingested like any decoy (:func:`egr.structure.read_decoy`: heavy atoms of amino-acid
-   residues only). Hydrogens are what most clearly reveals the docking method (SOURCES.md, "Method
-   fingerprints"), and ingestion removes them; B-factors and occupancies, the other fingerprints, are
+   residues only). Hydrogens are what most clearly reveals the docking method ("Method fingerprints"
+   in the data set's SOURCES.md, ``shared/data/SOURCES.md`` beside this repository, not in it), and
+   ingestion removes them; B-factors and occupancies, the other fingerprints, are
    kept in the :class:`~egr.structure.Complex` but no node or edge feature reads them;
 2. the cleaned decoy is written to a scratch PDB and scored with DockQ against the native
    (:func:`egr.metrics.dockq_scores`); this gives the input's DockQ on exactly the atoms the model sees

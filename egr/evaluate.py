@@ -8,7 +8,8 @@ columns it may hold, per method ``m`` (``decoy`` = the input; ``egr`` and the co
 ``status_<m>`` is ``ok`` when the run has that column). An empty cell is a value that could not be
 computed: it stays out of every mean and count, it is never taken as 0.
 
-Tables (definitions as in DESIGN.md, layouts of the EGR paper's Tables 1–3):
+Tables (definitions as in docs/design.md, "Metrics"; layouts of Tables 1–3 of the EGR paper, Morehead
+et al.):
 
 * **refinement** — per target and over all decoys (target ``(all)``, pooled over decoys, not a mean of
   per-target means), per method: decoys scored ``n``, mean ΔDockQ, ΔiRMSD, ΔLRMSD, ΔFnat,
@@ -165,8 +166,8 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
     return tuple(rankers)
 
 
-def evaluate(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
-             top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
+def evaluate_results(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
+                     top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
     """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame`. ``external_scores``:
     a TSV of scores from outside the run (:func:`with_external_scores`), each column a ranker."""
     frame = read_summary(results_dir)

@@ -37,7 +37,8 @@ LDDT_INCLUSION_RADIUS = 15.0  # Å, measured in the native
 LDDT_THRESHOLDS = (0.5, 1.0, 2.0, 4.0)  # Å
 
 # Values tried, in order, for DockQ's --allowed_mismatches when chains cannot be paired
-# (the same ladder that made the labels in shared/data; see SOURCES.md). Larger values risk
+# (the same ladder that made the labels of the data set shared/data, which lives beside this repository;
+# see its SOURCES.md, and tests/data/SOURCES.md for the copies here). Larger values risk
 # pairing a short chain with an unrelated long one, so the ladder stops at 5.
 MISMATCH_STEPS = (0, 1, 2, 5)
 

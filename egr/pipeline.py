@@ -19,8 +19,9 @@ import numpy as np
 from egr.io import atomic_write_bytes, atomic_write_json
 from egr.structure import Complex, IngestRecord, read_decoy, write_pdb
 
-# egr.surface (scipy) and egr.graph (torch, PyTorch Geometric) are imported by the steps that use them:
-# `egr run` imports this module before it checks its arguments, and `egr ingest` needs neither
+# egr.surface (scipy) and egr.graph (whose builders load torch and PyTorch Geometric) are imported by the
+# steps that use them: `egr run` imports this module before it checks its arguments, and `egr ingest`
+# needs neither
 if TYPE_CHECKING:
     from egr.graph import GraphBundle
     from egr.surface import SurfaceResult

@@ -29,16 +29,9 @@ sequence as one-letter codes, interface residues as index ranges) and are drawn 
 when a row scrolls into view (sparkline) or is opened (track), so a large run stays small and fast.
 Interface residues: the ``interface`` column of ``<id>_plddt.csv`` (egr.refine's definition).
 
-Measured with ``benchmarks/bench_report.py`` (synthetic run of 1,000 decoys, 100 targets, built from
-the five bundled test complexes of 126–309 residues, with natives and four refiners; a shared 2-core
-x86-64 VM under load average ~5, Chromium 156 headless, median of 5 loads): report.html 3.3 MB
-(≈ 1.7 kB per decoy for its table row, details and plot points + ≈ 7 bytes per residue of track data,
-so 20 MB would take ~1,000 decoys of ~2,500 residues); ``build_report`` 14 s without MultiQC (mostly
-reading 1,000 refined PDBs for the interface residues), MultiQC on its files 15 s more
-(multiqc_report.html 3.8 MB); page load to the load event 0.96 s (an empty page: 0.05 s on the same
-machine at the same time), opening one decoy's track 24 ms. The decoy rows sit in an inert
-``<template>`` and are shown 100 per page, and sections below the first screen use
-``content-visibility: auto``: before that, the same page took 2.4 s.
+The decoy rows sit in an inert ``<template>`` and are shown 100 per page, and sections below the first
+screen use ``content-visibility: auto``, so the page of a large run loads quickly. Size, build and load
+times (``benchmarks/bench_report.py``, 1,000 synthetic decoys): benchmarks/README.md, "Report".
 """
 
 from __future__ import annotations

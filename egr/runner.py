@@ -181,8 +181,8 @@ def _worker_init() -> None:
 
 def _single_torch_thread() -> None:
     """One torch thread in this process. With a pool, the processes already keep every core busy and a
-    multi-threaded forward pass would spin-wait (measured 3x slower with 2 threads than with 1 on a busy
-    2-core machine). Also set in the environment, which torch reads when it loads: a worker imports
+    multi-threaded forward pass would spin-wait (benchmarks/README.md: two threads can be several times
+    slower than one under load). Also set in the environment, which torch reads when it loads: a worker imports
     torch only when a decoy needs a graph, not for resumed decoys, refiners or scoring."""
     os.environ["OMP_NUM_THREADS"] = "1"
     if "torch" in sys.modules:

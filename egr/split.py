@@ -3,12 +3,14 @@
 Every chain of every native is clustered with MMseqs2 (``easy-cluster``, by default ≥ 30 % identity
 over ≥ 50 % coverage). Targets that share a cluster, directly or through a chain of other targets,
 form one connected group, and a group goes to one split as a whole, so no cluster spans two splits:
-no chain in one split has > 30 % identity to a chain in another (DESIGN.md, "Training"). Groups are
-dealt out in a seeded random order to the split furthest below its target fraction of targets.
+no chain in one split has > 30 % identity to a chain in another (docs/design.md, "EGR, precisely",
+its Training paragraph). Groups are dealt out in a seeded random order to the split furthest below its
+target fraction of targets.
 
 The same protein under two set names (bm5/1AK4 and haddock/1AK4) lands in one group automatically.
 
-Data layout (shared/data/SOURCES.md): ``<root>/<set>/<target>/native/<target>.pdb.gz``.
+Data layout (that of the data set ``shared/data``, beside this repository; ``tests/data/pairs`` is a
+small copy in the same layout, tests/data/SOURCES.md): ``<root>/<set>/<target>/native/<target>.pdb.gz``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 For each chain *alone* we build its molecular (solvent-excluded) surface with a 1.5 Å probe and give each
 atom its depth d = distance (Å) from the atom centre to the nearest surface vertex, and its surface proximity
-clip(1 - d / 100 Å, 0, 1) (DESIGN.md, "EGR, precisely").
+clip(1 - d / 100 Å, 0, 1) (docs/design.md, "EGR, precisely").
 
 Two backends:
 
@@ -24,27 +24,10 @@ Two backends:
   and what is then still separate is a cavity. Where the probe only just fits, sampling can still miss a
   groove or an entrance that MSMS finds (or the reverse): a few atoms per structure then differ by a few Å.
 
-Agreement of ``builtin`` with ``msms`` over all 335 decoys in /work/shared/data/*/*/decoys (1,094,310 heavy
-atoms of amino-acid residues, model 1; 1,027 to 18,432 atoms and 2 to 8 chains per structure), measured with::
-
-    OPENBLAS_NUM_THREADS=1 python benchmarks/surface_fallback_vs_msms.py
-
-    per structure              min      median   max
-    Pearson r of depth         0.958    0.9935   0.998   (r > 0.95: 100 %, r > 0.98: 90 %)
-    mean |Δdepth| (Å)          0.032    0.067    0.130
-    90th pct |Δdepth| (Å)      0.118    0.205    0.299
-    mean |Δproximity|          0.0003   0.0007   0.0013
-    90th pct |Δproximity|      0.0012   0.0021   0.0030
-    pooled over all atoms: r 0.9927; |Δdepth| mean 0.073 Å, 90th pct 0.21 Å, 99th pct 0.59 Å;
-    built-in minus MSMS on average +0.05 Å (sampled probe centres sit a little farther than the
-    continuous surface); worst structure 1F34_70w (r 0.958): 66 of its 3,425 atoms lie > 1 Å (up to
-    5 Å) deeper than with MSMS, where the built-in surface misses a narrow pocket that MSMS reaches.
-
-CPU time on one core of a shared 2-core machine (OPENBLAS_NUM_THREADS=1; busy, so figures vary by
-about ±25 %): built-in 0.043 s per 1,000 atoms, MSMS 0.108 s per 1,000 atoms (its own process included).
-The 4,998-atom two-chain 1GLA_unbound takes 0.15-0.21 s built-in and 0.39-0.51 s with MSMS; a
-73,728-atom single chain (``--scale-test 60000``) 3.1 s built-in with a peak RSS of 227 MiB, because the
-dense stage runs in blocks of 4,096 atoms and the cavity search stores only occupied grid cells.
+The built-in surface's dense stage runs in blocks of 4,096 atoms and its cavity search stores only
+occupied grid cells, so memory stays bounded on large chains. Its agreement with MSMS over the shared data
+set's decoys and the time of each backend (``benchmarks/surface_fallback_vs_msms.py``) are in
+benchmarks/README.md, "Surface fallback vs MSMS".
 
 Atom radii (Å) for both backends are Bondi's van der Waals radii (A. Bondi, J. Phys. Chem. 68, 441-451,
 1964); elements missing from the table get 1.80 Å.

@@ -137,3 +137,65 @@ def test_resumed_run_loads_no_torch_and_records_versions(tmp_path: Path) -> None
     run_info = json.loads((tmp_path / "out" / "pipeline_info" / "run_info.json").read_text())
     assert {"python", "torch", "torch_geometric", "numpy", "gemmi", "DockQ", "msms"} <= set(run_info["versions"])
     assert run_info["model"]["sha256"] == info.sha256
+
+
+def _captured(monkeypatch: pytest.MonkeyPatch, module: str, name: str) -> dict:
+    """Replace ``module.name`` with a stub that records its arguments (what the command built) and returns []."""
+    seen: dict = {}
+
+    def stub(*args: object, **kwargs: object) -> list:
+        seen.update(args=args, kwargs=kwargs)
+        return []
+
+    monkeypatch.setattr(f"{module}.{name}", stub)
+    return seen
+
+
+def test_run_builds_its_options_by_keyword_with_the_dataclass_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                                       tmp_path: Path) -> None:
+    """Every option of `egr run` is a field of RunOptions or PrepOptions (--no-X flags store False in the
+    field X): no option given, the objects equal the dataclasses' defaults; each given, it lands in its field."""
+    from egr.pipeline import PrepOptions
+    from egr.runner import RunOptions
+
+    seen = _captured(monkeypatch, "egr.runner", "run")
+    code, output = egr("run", "--decoys", DECOYS / "*.pdb.gz", "--outdir", tmp_path / "out")
+    assert code == 0, output
+    assert seen["args"][1] == RunOptions(tmp_path / "out")
+    natives = tmp_path / "natives"
+    natives.mkdir()
+    code, output = egr("run", "--decoys", DECOYS / "*.pdb.gz", "--outdir", tmp_path / "out", "--workers", 3,
+                       "--surface-backend", "builtin", "--msms", "/opt/msms", "--batch-size", 2, "--ca-graph",
+                       "--natives", natives, "--refiners", "egr,openmm", "--no-resume", "--no-intermediates",
+                       "--no-report", "--no-multiqc", "--no-gate", "--quiet")
+    assert code == 0, output
+    assert seen["args"][1] == RunOptions(
+        outdir=tmp_path / "out", prep=PrepOptions(surface_backend="builtin", msms="/opt/msms", ca_graph=True,
+                                                  write_intermediates=False),
+        workers=3, batch_size=2, natives=natives, refiners=("egr", "openmm"), resume=False, progress=False,
+        report=False, multiqc=False, gate=False)
+
+
+def test_train_builds_its_config_by_keyword_with_the_dataclass_defaults(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    """Every hyperparameter option of `egr train` is a field of TrainConfig, default and all."""
+    from dataclasses import replace
+
+    from egr.train import TrainConfig
+
+    seen = _captured(monkeypatch, "egr.train", "train")
+    splits = tmp_path / "splits.tsv"
+    splits.write_text("")
+    required = ["train", "--cache", tmp_path, "--splits", splits, "--outdir", tmp_path / "out"]
+    code, output = egr(*required)
+    assert code == 0, output
+    assert seen["args"][3] == TrainConfig()
+    given = {"epochs": 3, "lr": 0.5, "hidden": 16, "layers": 2, "heads": 2, "lddt-weight": 0.5,
+             "input-qa-weight": 0.25, "noise": 0.3, "rigid-rotation": 5.0, "rigid-translation": 1.5,
+             "max-atoms": 99, "val-dockq-decoys": 2, "docking-weight": 0.5, "ranking-weight": 2.0,
+             "group-size": 4, "groups-per-base": 3, "seed": 9}
+    code, output = egr(*required, *(item for name, value in given.items() for item in (f"--{name}", value)))
+    assert code == 0, output
+    renamed = {"layers": "num_layers", "noise": "noise_sigma", "rigid-rotation": "rigid_rotation_deg"}
+    assert seen["args"][3] == replace(TrainConfig(), **{renamed.get(name, name.replace("-", "_")): value
+                                                        for name, value in given.items()})

@@ -26,8 +26,8 @@ from egr.evaluate import (
     DOCKQ_TOLERANCE,
     OVERALL,
     dockq_improved,
-    evaluate,
     evaluate_frame,
+    evaluate_results,
     parse_rankers,
     ranker_scores,
     read_summary,
@@ -189,7 +189,7 @@ def test_read_summary_types_columns(results: Path) -> None:
 
 
 def test_refinement_per_target_and_overall(results: Path) -> None:
-    table = evaluate(results).refinement
+    table = evaluate_results(results).refinement
     ak4 = _row(table, target="1AK4", method="egr")
     # 1AK4: Δ = +0.0006, 0, -0.0011, +0.0111 (312w not scored) -> 1 of 4 improved: +0.0006 is below DockQ's
     # printed precision (0.001), so it is no improvement
@@ -208,13 +208,13 @@ def test_refinement_per_target_and_overall(results: Path) -> None:
 
 
 def test_missing_scores_stay_empty_never_zero(results: Path) -> None:
-    table = evaluate(results).refinement
+    table = evaluate_results(results).refinement
     oul = _row(table, target="2OUL", method="egr")  # 2OUL: no refined score at all
     assert oul["n"] == 0 and oul["n_improved"] == 0
     assert all(math.isnan(oul[c]) for c in ("delta_dockq", "delta_irmsd", "fi_dockq", "api_dockq"))
     openmm = _row(table, target=OVERALL, method="openmm")  # skipped everywhere
     assert openmm["n"] == 0 and math.isnan(openmm["fi_dockq"]) and math.isnan(openmm["delta_dockq"])
-    assert any("OpenMM relax: 16 skipped" in note and "not installed" in note for note in evaluate(results).notes)
+    assert any("OpenMM relax: 16 skipped" in note and "not installed" in note for note in evaluate_results(results).notes)
 
 
 def test_delta_recomputed_when_the_column_is_absent(results: Path) -> None:
@@ -241,7 +241,7 @@ def test_improved_means_more_than_dockq_precision() -> None:
 
 
 def test_hit_rates_and_ranking_loss_top3(results: Path) -> None:
-    qa = evaluate(results, ["interface_plddt"], top_n=3).qa
+    qa = evaluate_results(results, ["interface_plddt"], top_n=3).qa
     egr = _row(qa, target="2OUL", ranker="pred_dockq")  # top 3: 0.0253, 0.8111, 0.6872
     assert (egr["hits_acceptable"], egr["hits_medium"], egr["hits_high"]) == (2, 2, 1)
     assert (egr["top1_acceptable"], egr["top1_medium"], egr["top1_high"]) == (0, 0, 0)  # 0.0253 first
@@ -271,7 +271,7 @@ def test_hit_rates_and_ranking_loss_top3(results: Path) -> None:
 
 
 def test_qa_summary_over_targets(results: Path) -> None:
-    summary = evaluate(results, top_n=3).qa_summary.set_index("ranker")
+    summary = evaluate_results(results, top_n=3).qa_summary.set_index("ranker")
     egr = summary.loc["pred_dockq"]
     assert egr["n_targets"] == 2  # 2OUL and 1AK4; 2X9A has one decoy
     assert (egr["targets_acceptable"], egr["targets_medium"], egr["targets_high"]) == (2, 2, 1)
@@ -288,14 +288,14 @@ def test_qa_summary_over_targets(results: Path) -> None:
 
 
 def test_top10_default_includes_every_decoy_of_a_small_target(results: Path) -> None:
-    ev = evaluate(results)
+    ev = evaluate_results(results)
     oul = _row(ev.qa, target="2OUL", ranker="pred_dockq")
     assert (oul["top_n"], oul["hits_acceptable"], oul["hits_medium"], oul["hits_high"]) == (10, 4, 4, 2)
     assert "| 2OUL | 10 | 4/4/2 |" in to_markdown(ev)
 
 
 def test_single_decoy_target_is_left_empty(results: Path) -> None:
-    ev = evaluate(results)
+    ev = evaluate_results(results)
     rows = ev.qa[ev.qa["target"] == "2X9A"]
     assert len(rows) == len(ev.rankers)
     assert rows[["hits_acceptable", "top1_dockq", "ranking_loss"]].isna().all().all()
@@ -325,23 +325,23 @@ def test_external_scores_join_the_rankers_by_id(results: Path, tmp_path: Path) -
     # a docking program's energy (lower = better) for the 2OUL decoys only, as egr dock-pools writes it
     scores = tmp_path / "program_scores.tsv"
     scores.write_text("id\tprogram_energy\n2OUL_1\t-10.0\n2OUL_2\t-90.0\n2OUL_3\t-20.0\nnot_a_decoy\t1.0\n")
-    evaluation = evaluate(results, ["program_energy:lower"], top_n=3, external_scores=scores)
+    evaluation = evaluate_results(results, ["program_energy:lower"], top_n=3, external_scores=scores)
     assert [r.key for r in evaluation.rankers].count("program_energy") == 1
     ranked = _row(evaluation.qa, target="2OUL", ranker="program_energy")
     assert ranked["ranking_loss"] == 0.0  # 2OUL_2 is both the best decoy and the lowest energy
     assert _row(evaluation.qa, target="1AK4", ranker="program_energy")["note"] == "no program_energy values"
-    higher = evaluate(results, [], top_n=3, external_scores=scores)  # not listed: higher is better
+    higher = evaluate_results(results, [], top_n=3, external_scores=scores)  # not listed: higher is better
     assert _row(higher.qa, target="2OUL", ranker="program_energy")["ranking_loss"] > 0.0
     for text, message in [("id\tpred_dockq\n2OUL_1\t1\n", "already name"), ("id\tx\nnope\t1\n", "none of its IDs"),
                           ("id\tx\n2OUL_1\tabc\n", "not numeric"), ("id\tx\n2OUL_1\t1\n2OUL_1\t2\n", "twice"),
                           ("name\tx\n2OUL_1\t1\n", "an 'id' column")]:
         scores.write_text(text)
         with pytest.raises(ValueError, match=message):
-            evaluate(results, external_scores=scores)
+            evaluate_results(results, external_scores=scores)
 
 
 def test_written_files(results: Path, tmp_path: Path) -> None:
-    tsv, md = write_evaluation(evaluate(results), tmp_path / "out")
+    tsv, md = write_evaluation(evaluate_results(results), tmp_path / "out")
     long = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
     assert list(long.columns) == ["section", "target", "method", "metric", "value"]
     refinement = long[(long["section"] == "refinement") & (long["method"] == "egr")]
@@ -367,7 +367,7 @@ def test_run_without_natives(tmp_path: Path) -> None:
             "interface_plddt": "0.6",
         }
     ]
-    ev = evaluate(write_tsv(tmp_path, rows))
+    ev = evaluate_results(write_tsv(tmp_path, rows))
     assert ev.refinement.empty and ev.qa.empty and ev.agreement.empty
     assert any("no native" in note for note in ev.notes)
     assert "No refinement scores." in to_markdown(ev)

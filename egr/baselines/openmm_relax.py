@@ -13,25 +13,10 @@ Protocol (the idea of AlphaFold's relax, written from scratch for complexes with
 Energies are in kJ/mol and exclude the restraint term; the restraint energy at the end is
 reported on its own. CPU threads follow OpenMM's ``OPENMM_CPU_THREADS`` environment variable.
 
-Default solvent: ``'vacuum'``. Measured with ``OPENMM_CPU_THREADS=1`` on a 2-core machine shared
-with other jobs (load average 1.2–2.5), k = 10 kcal/mol/Å², tolerance 10 kJ/mol/nm, no iteration
-cap, via ``run_baseline('openmm', decoy, out, solvent=...)``:
-
-=======================  =========  ==========  ============================  ============  =================
-decoy (residues)         solvent    minimise s  energy kJ/mol before → after  heavy RMSD Å  DockQ decoy → out
-=======================  =========  ==========  ============================  ============  =================
-1AY7_106w HADDOCK (185)  vacuum     4.1         55 023 → −12 754              0.143         0.019 → 0.019
-1AY7_106w HADDOCK (185)  GBn2 1 nm  50.6        33 039 → −33 057              0.119         0.019 → 0.019
-1AY7_106w HADDOCK (185)  GBn2 2 nm  216.7       36 595 → −30 171              0.118         —
-kq_1kq1 HDOCK (126)      vacuum     2.5         38 697 → −10 477              0.165         0.854 → 0.854
-kq_1kq1 HDOCK (126)      GBn2 1 nm  41.2        27 634 → −20 005              0.129         0.854 → 0.849
-=======================  =========  ==========  ============================  ============  =================
-
-(The high "before" energies come from hydrogens PDBFixer places without looking at neighbours.)
-The two solvent models give structures 0.10 Å apart (heavy-atom RMSD, 1AY7_106w); with the
-restraints deciding where heavy atoms go, GBn2 costs 7–15× the minimisation time (7× in a rerun
-under load average 4–6: 12.7 s vs 87.8 s) for no measurable change in DockQ, so vacuum is the
-default and ``solvent='gbn2'`` is one option away.
+Default solvent: ``'vacuum'``. With the restraints deciding where heavy atoms go, the two solvent models
+give structures about 0.1 Å apart and the same DockQ, while GBn2 costs an order of magnitude more
+minimisation time (measurements: benchmarks/README.md, "OpenMM relax"), so vacuum is the default and
+``solvent='gbn2'`` is one option away.
 """
 
 from __future__ import annotations
