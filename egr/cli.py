@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from egr import __version__
+
+T = TypeVar("T")
 
 # An option that sets a field of an option object (egr.runner.RunOptions, egr.pipeline.PrepOptions,
 # egr.train.TrainConfig) carries the field's name as its parameter name, a --no-… flag included (it stores
@@ -90,6 +94,21 @@ def _record_failure(outdir: Path, decoy_id: str, step: str, reason: str, source:
     atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", record)
 
 
+def _run_step(step: str, outdir: Path, decoy_id: str, keep_going: bool, expected: tuple[type[Exception], ...],
+              work: Callable[[], T]) -> T | None:
+    """``work()`` of one decoy's step. A failure is, with ``keep_going``, the decoy's failed record (None is
+    returned); without it, an ``expected`` failure is a one-line error (exit 1) and any other is raised."""
+    try:
+        return work()
+    except Exception as exc:
+        if keep_going:
+            _record_failure(outdir, decoy_id, step, _step_reason(exc))
+            return None
+        if not isinstance(exc, expected):
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
 def _step_reason(exc: Exception) -> str:
     """A step failure's one-line reason, worded as ``egr run`` words it (a refused structure: its reason)."""
     from egr.runner import _one_line
@@ -149,17 +168,9 @@ def surface(clean_pdb: Path, outdir: Path, decoy_id: str | None, keep_going: boo
     from egr.structure import IngestError, read_decoy
 
     decoy_id = _step_id(decoy_id, clean_pdb, "_clean")
-    try:
-        complex_, _ = read_decoy(clean_pdb)
-        result = surface_step(complex_, outdir, decoy_id, PrepOptions(**prep))
-    except Exception as exc:  # with --keep-going any failure is this decoy's; else only the expected ones are
-        if keep_going:
-            _record_failure(outdir, decoy_id, "surface", _step_reason(exc))
-            return
-        if not isinstance(exc, (IngestError, RuntimeError, FileNotFoundError)):
-            raise
-        raise click.ClickException(str(exc)) from None
-    for warning in result.warnings:
+    result = _run_step("surface", outdir, decoy_id, keep_going, (IngestError, RuntimeError, FileNotFoundError),
+                       lambda: surface_step(read_decoy(clean_pdb)[0], outdir, decoy_id, PrepOptions(**prep)))
+    for warning in result.warnings if result is not None else ():
         click.echo(f"egr: warning: {clean_pdb}: {warning}", err=True)
 
 
@@ -178,16 +189,9 @@ def featurize(clean_pdb: Path, surface_file: Path, outdir: Path, decoy_id: str |
     from egr.structure import IngestError, read_decoy
 
     decoy_id = _step_id(decoy_id, clean_pdb, "_clean")
-    try:
-        complex_, _ = read_decoy(clean_pdb, ca_only_ok=ca_graph)
-        featurize_step(complex_, load_surface(surface_file), outdir, decoy_id, PrepOptions(ca_graph=ca_graph))
-    except Exception as exc:  # with --keep-going any failure is this decoy's; else only the expected ones are
-        if keep_going:
-            _record_failure(outdir, decoy_id, "featurize", _step_reason(exc))
-            return
-        if not isinstance(exc, (IngestError, OSError, ValueError)):
-            raise
-        raise click.ClickException(str(exc)) from None
+    _run_step("featurize", outdir, decoy_id, keep_going, (IngestError, OSError, ValueError),
+              lambda: featurize_step(read_decoy(clean_pdb, ca_only_ok=ca_graph)[0], load_surface(surface_file), outdir,
+                                     decoy_id, PrepOptions(ca_graph=ca_graph)))
 
 
 @main.command()
