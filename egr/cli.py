@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import TypeVar
 
 import click
 
-from egr import __version__
+from egr import __version__, layout
 
 T = TypeVar("T")
 
@@ -29,6 +29,25 @@ T = TypeVar("T")
 # False in the field), so that the command builds the object by keyword from its parameters: the fields
 # are the one list of options, and tests/test_cli.py checks that every option lands in a field.
 SURFACE_BACKENDS = click.Choice(["auto", "msms", "builtin"])
+
+
+class RegistryChoice(click.Choice):
+    """A choice of method names from egr.layout's registry, read when a command line is parsed (so that a
+    method registered after import is a choice too)."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        super().__init__(list(names()))
+
+    @property
+    def choices(self) -> Sequence[str]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click.Choice.__init__ sets it; the registry decides
+        pass
+
+
 MSMS = click.option("--msms", type=click.Path(), callback=lambda ctx, param, value: value or None,
                     help="Path to an MSMS executable.")  # a str, as PrepOptions.msms; "" = not given
 NO_GATE = click.option("--no-gate", "gate", is_flag=True, flag_value=False, default=True,
@@ -86,12 +105,11 @@ def _record_failure(outdir: Path, decoy_id: str, step: str, reason: str, source:
     (id, status failed, one-line reason, input, egr_version) plus the step it failed at (``failed_step``),
     and its one line on stderr."""
     from egr.io import atomic_write_json
-    from egr.pipeline import decoy_dir
 
     click.echo(f"egr: failed: {decoy_id}: {step}: {reason}", err=True)
     record = {"id": decoy_id, "status": "failed", "reason": reason, "failed_step": step, "input": source,
               "egr_version": __version__}
-    atomic_write_json(decoy_dir(outdir, decoy_id) / f"{decoy_id}_scores.json", record)
+    atomic_write_json(layout.scores_json(outdir, decoy_id), record)
 
 
 def _run_step(step: str, outdir: Path, decoy_id: str, keep_going: bool, expected: tuple[type[Exception], ...],
@@ -249,8 +267,8 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
         try:
             write_outputs(bundle, outcome, outdir, info, device)
         except Exception as exc:  # no half-written outputs beside the failure record
-            for suffix in ("_refined.pdb", "_plddt.csv"):
-                (Path(outdir) / bundle.decoy_id / f"{bundle.decoy_id}{suffix}").unlink(missing_ok=True)
+            for path in (layout.refined_pdb(outdir, bundle.decoy_id), layout.plddt_csv(outdir, bundle.decoy_id)):
+                path.unlink(missing_ok=True)
             _record_failure(outdir, bundle.decoy_id, "refine", _step_reason(exc))
 
 
@@ -272,7 +290,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--natives", type=click.Path(path_type=Path, file_okay=False),
               help="Folder of natives, matched by name: the native named like the decoy ID or its longest prefix.")
 @click.option("--refiners", default="egr", show_default=True, callback=_comma_list,
-              help="Comma-separated: egr plus any of openmm, modeller, galaxy (absent programs are skipped).")
+              help=f"Comma-separated: egr plus any of {', '.join(layout.baseline_methods())} (absent programs are skipped).")
 @click.option("--no-resume", "resume", is_flag=True, flag_value=False, default=True,
               help="Redo decoys whose outputs are already complete.")
 @click.option("--no-intermediates", "write_intermediates", is_flag=True, flag_value=False, default=True,
@@ -351,19 +369,19 @@ def score(models: tuple[Path, ...], native: Path, as_json: bool, mapping: str | 
     if decoy_id is None or as_json or mapping:
         raise click.UsageError("--outdir needs --id and takes neither --json nor --mapping (the decoy's is used)")
     from egr.compare import method_of, score_decoy
-    from egr.pipeline import decoy_dir
 
     structures = {method_of(decoy_id, model): model for model in models}
     if None in structures:
+        named = [f"{decoy_id}{layout.structure_suffix(m)}" for m in ("decoy", "egr")]
         raise click.UsageError(f"{structures[None]}: not named like a structure of decoy {decoy_id} "
-                               f"({decoy_id}_clean.pdb, {decoy_id}_refined.pdb or {decoy_id}_<refiner>.pdb)")
-    for method, report in score_decoy(decoy_id, structures, native, decoy_dir(outdir, decoy_id)).items():
+                               f"({named[0]}, {named[1]} or {decoy_id}_<refiner>.pdb)")
+    for method, report in score_decoy(decoy_id, structures, native, layout.decoy_dir(outdir, decoy_id)).items():
         if "error" in report:  # the file says so too; summary.tsv shows it in score_notes
             click.echo(f"egr: warning: {decoy_id} {method}: {report['error']}", err=True)
 
 
 @main.command()
-@click.argument("method", type=click.Choice(["openmm", "modeller", "galaxy"]))
+@click.argument("method", type=RegistryChoice(layout.baseline_methods))
 @click.argument("decoy", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
@@ -390,7 +408,7 @@ def _no_decoys(results: Path, staged: bool) -> str | None:
         with summary.open() as handle:
             next(handle, None)  # the header
             return None if next(handle, None) else f"no decoys in {summary}"
-    if staged and next(results.rglob("*_scores.json"), None) is not None:
+    if staged and next(results.rglob(layout.SCORES_GLOB), None) is not None:
         return None
     if staged:
         from egr.summary import read_manifest

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from egr.baselines import METHODS as BASELINE_METHODS
+from egr import layout
 from egr.io import atomic_write_json, file_sha256
 from egr.metrics import ScoringError, score_report
 from egr.structure import sanitize_id
@@ -34,10 +34,6 @@ NATIVE_SUFFIXES = (".pdb", ".pdb.gz", ".cif", ".cif.gz", ".mmcif", ".mmcif.gz", 
 MAPPING_SEARCH = "search"  # DockQ's search over chain mappings: how the decoy itself is scored
 MAPPING_DECOY = "decoy"  # the decoy's best mapping, fixed
 MAPPING_OWN_SEARCH = "search (decoy not scored)"  # no decoy mapping to fix: this structure's own search
-
-# The structure file of each scored method, after the decoy ID; a comparison refiner's is _<method>.pdb.
-_STRUCTURE_SUFFIXES = {"decoy": "_clean.pdb", "egr": "_refined.pdb"}
-
 
 def native_index(natives_dir: Path) -> dict[str, Path]:
     """Sanitised name → native file, for every structure file directly in ``natives_dir``."""
@@ -55,20 +51,17 @@ def match_native(decoy_id: str, natives: dict[str, Path]) -> Path | None:
 def structure_file(folder: Path, decoy_id: str, method: str) -> Path:
     """The structure scored as ``method``: ``<id>_clean.pdb`` (decoy), ``<id>_refined.pdb`` (egr) or
     ``<id>_<method>.pdb`` (a comparison refiner), in ``folder``."""
-    return Path(folder) / f"{decoy_id}{_STRUCTURE_SUFFIXES.get(method, f'_{method}.pdb')}"
+    return Path(folder) / f"{decoy_id}{layout.structure_suffix(method)}"
 
 
 def method_of(decoy_id: str, structure: Path) -> str | None:
     """The method whose structure file ``structure`` is (by name, see :func:`structure_file`), or None."""
-    for method in (*_STRUCTURE_SUFFIXES, *BASELINE_METHODS):
-        if Path(structure).name == structure_file(Path(), decoy_id, method).name:
-            return method
-    return None
+    return layout.method_of(decoy_id, structure)
 
 
 def score_file(folder: Path, decoy_id: str, method: str) -> Path:
     """``<id>_<method>_dockq.json`` in ``folder``."""
-    return Path(folder) / f"{decoy_id}_{method}_dockq.json"
+    return Path(folder) / f"{decoy_id}{layout.dockq_suffix(method)}"
 
 
 def write_score_file(model: Path, native: Path, out_json: Path, reuse: bool = True, mapping: str | None = None,

@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import hypergeom
 
+from egr import layout
 from egr.io import atomic_write_text
 
 CAPRI_CLASSES = {"acceptable": 0.23, "medium": 0.49, "high": 0.80}  # DockQ lower bounds
@@ -75,8 +76,6 @@ DELTA_METRICS = ("dockq", "irmsd", "lrmsd", "fnat")
 DOCKQ_TOLERANCE = 1e-3
 OVERALL = "(all)"  # target label of the pooled rows; not a valid sanitised decoy ID (parentheses)
 DEFAULT_SCORES = ("pred_dockq",)  # EGR's own ranker; may be absent from older runs' summaries
-METHOD_LABELS = {"decoy": "Decoy", "egr": "EGR", "openmm": "OpenMM relax", "modeller": "Modeller",
-                 "galaxy": "GalaxyRefineComplex"}
 REFERENCE_RANKERS = {"contacts_clashes": "Contacts − 10×clashes", "input_order": "Input order",
                      "random": "Random (expected)", "oracle": "Best possible"}
 REFERENCE_COLUMNS = ("contacts_clashes",)  # references read from a summary column (may be absent)
@@ -507,7 +506,7 @@ def _notes(frame: pd.DataFrame, methods: tuple[str, ...]) -> list[str]:
             counts = ", ".join(f"{n} {s}" for s, n in other.value_counts().items())
             reasons = frame.get(f"reason_{method}", pd.Series("", index=frame.index))[other.index]
             first = next((r for r in reasons if r), "")
-            notes.append(f"{METHOD_LABELS.get(method, method)}: {counts}" + (f" (e.g. {first})" if first else ""))
+            notes.append(f"{method_label(method)}: {counts}" + (f" (e.g. {first})" if first else ""))
     return notes
 
 
@@ -517,7 +516,7 @@ def _notes(frame: pd.DataFrame, methods: tuple[str, ...]) -> list[str]:
 
 
 def method_label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return layout.label(method)
 
 
 def _melt(table: pd.DataFrame, section: str) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json
 from egr.structure import Complex, IngestRecord, read_decoy, write_pdb
 
@@ -37,18 +38,13 @@ class PrepOptions:
     write_intermediates: bool = True  # surface and graph files beside the outputs (the clean PDB is always kept)
 
 
-def decoy_dir(outdir: Path, decoy_id: str) -> Path:
-    return Path(outdir) / decoy_id
-
-
 def ingest_step(decoy: Path, outdir: Path, decoy_id: str, ca_only_ok: bool = False,
                 write: bool = True) -> tuple[Complex, IngestRecord]:
     """Read and clean ``decoy``; write ``<id>_clean.pdb`` and ``<id>_ingest.json``. Raises IngestError."""
     complex_, record = read_decoy(decoy, ca_only_ok=ca_only_ok)
     if write:
-        folder = decoy_dir(outdir, decoy_id)
-        write_pdb(complex_, folder / f"{decoy_id}_clean.pdb")
-        atomic_write_json(folder / f"{decoy_id}_ingest.json", asdict(record))
+        write_pdb(complex_, layout.clean_pdb(outdir, decoy_id))
+        atomic_write_json(layout.ingest_json(outdir, decoy_id), asdict(record))
     return complex_, record
 
 
@@ -71,7 +67,7 @@ def surface_step(complex_: Complex, outdir: Path, decoy_id: str, options: PrepOp
     surface = compute_surface(complex_.coords, complex_.elements, complex_.chain_ids,
                               backend=options.surface_backend, msms_exe=options.msms)
     if options.write_intermediates:
-        save_surface(decoy_dir(outdir, decoy_id) / f"{decoy_id}_surface.npz", surface)
+        save_surface(layout.surface_npz(outdir, decoy_id), surface)
     return surface
 
 
@@ -81,7 +77,7 @@ def featurize_step(complex_: Complex, surface: SurfaceResult, outdir: Path, deco
 
     bundle = featurize(decoy_id, complex_, surface.proximity, surface.backend, ca=options.ca_graph)
     if options.write_intermediates:
-        save_graph(bundle, decoy_dir(outdir, decoy_id) / f"{decoy_id}_graph.pt")
+        save_graph(bundle, layout.graph_pt(outdir, decoy_id))
     return bundle
 
 

@@ -28,6 +28,7 @@ from egr import __version__
 from egr.gate import decide
 from egr.graph import GRAPH_SCHEMAS, GraphBundle, LayoutError, batch_docking, docking_input
 from egr.io import atomic_write_json, atomic_write_text
+from egr.layout import plddt_csv, refined_pdb, scores_json
 from egr.model import EGR
 from egr.physics import interface_physics
 from egr.structure import Complex, write_pdb
@@ -224,7 +225,6 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
     ``n_interface_residues``) are those of the cleaned input decoy, not of the refined structure, so they do
     not change with the gate's decision."""
     c = bundle.complex
-    folder = Path(outdir) / bundle.decoy_id
     atom_b = np.nan_to_num(refinement.plddt[c.residue_index], nan=0.0) * 100.0
     interface = interface_residues(c)
     remarks = [f"refined by egr {__version__}; B-factor = predicted LDDT-Ca x 100"]
@@ -233,8 +233,8 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
     if refinement.gate is not None and not refinement.gate["keep_refined"]:
         why = refinement.gate.get("physical_check") or "no predicted gain"
         remarks.append(f"never-worse gate: {why}; input coordinates kept")
-    write_pdb(c.with_coords(refinement.coords), folder / f"{bundle.decoy_id}_refined.pdb", atom_b, remarks)
-    atomic_write_text(folder / f"{bundle.decoy_id}_plddt.csv", plddt_table(c, refinement.plddt, interface))
+    write_pdb(c.with_coords(refinement.coords), refined_pdb(outdir, bundle.decoy_id), atom_b, remarks)
+    atomic_write_text(plddt_csv(outdir, bundle.decoy_id), plddt_table(c, refinement.plddt, interface))
     displacement = np.linalg.norm(refinement.coords - c.coords, axis=1)
     backends = np.asarray(bundle.surface_backend)
     chains = c.chain_names
@@ -269,5 +269,5 @@ def write_outputs(bundle: GraphBundle, refinement: Refinement, outdir: Path, mod
         "egr_version": __version__,
         "seconds": seconds,
     }
-    atomic_write_json(folder / f"{bundle.decoy_id}_scores.json", scores)
+    atomic_write_json(scores_json(outdir, bundle.decoy_id), scores)
     return scores

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from egr import __version__
+from egr import __version__, layout
 from egr.evaluate import (
     AGREEMENT_HEADERS,
     CAPRI_CLASSES,
@@ -73,8 +73,6 @@ from egr.evaluate import (
 )
 from egr.io import atomic_write_text
 
-SHORT_LABELS = {"openmm": "OpenMM", "galaxy": "Galaxy"}  # narrow table headers
-METHOD_COLORS = {"egr": "#2563eb", "openmm": "#059669", "modeller": "#d97706", "galaxy": "#9333ea"}
 OTHER_COLORS = ("#db2777", "#0891b2", "#65a30d", "#dc2626")
 ONE_LETTER = {"ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E", "GLY": "G",
               "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
@@ -155,7 +153,7 @@ def read_residues(results_dir: Path, decoy_id: str) -> Residues | None:
     interface), with the true LDDT-Cα of ``<id>_egr_dockq.json`` when a native was scored; None when
     there is no pLDDT file. Read with the csv module: for a few hundred rows it is an order of
     magnitude faster than pandas, which matters over a thousand decoys."""
-    path = decoy_file(results_dir, decoy_id, "_plddt.csv")
+    path = decoy_file(results_dir, decoy_id, layout.PLDDT_CSV)
     if path is None:
         return None
     with path.open(newline="") as handle:
@@ -176,7 +174,7 @@ def read_residues(results_dir: Path, decoy_id: str) -> Residues | None:
 
 def _true_lddt(results_dir: Path, decoy_id: str, residues: Residues) -> np.ndarray | None:
     """True LDDT-Cα per residue from ``egr score``'s report of the refined structure, or None."""
-    path = decoy_file(results_dir, decoy_id, "_egr_dockq.json")
+    path = decoy_file(results_dir, decoy_id, layout.dockq_suffix("egr"))
     if path is None:
         return None
     try:
@@ -264,7 +262,7 @@ def _mqc_tsv(config: dict, header: list[str], rows: list[list[str]]) -> str:
 
 
 def _method_color(method: str, index: int) -> str:
-    return METHOD_COLORS.get(method, OTHER_COLORS[index % len(OTHER_COLORS)])
+    return layout.colour(method) or OTHER_COLORS[index % len(OTHER_COLORS)]
 
 
 def _outcomes(summary: pd.DataFrame) -> pd.DataFrame:
@@ -1150,7 +1148,7 @@ def _refinement_section(run: RunData) -> str:
 
 def _decoy_table(run: RunData, data: list[dict]) -> str:
     summary, methods = run.summary, run.evaluation.methods
-    short = {m: SHORT_LABELS.get(m, method_label(m)) for m in methods}
+    short = {m: layout.short_label(m) for m in methods}
     has_target = _column(summary, "target").astype(str).ne("").any()
     headers = [("Decoy", "s", "", ""), *([("Target", "s", "", "")] if has_target else []), ("Status", "s", "", ""),
                ("pLDDT", "n", "num", "EGR's mean predicted LDDT-Cα"),
@@ -1364,7 +1362,7 @@ def page_data(run: RunData, outdir: Path) -> list[dict]:
         entry = {"id": decoy, **(decoy_track(run.results_dir, decoy) or {})}
         entry["i"] = _info_pairs(record, run.evaluation.methods)
         links = [(suffix.strip("_"), decoy_file(run.results_dir, decoy, suffix))
-                 for suffix in ("_refined.pdb", "_plddt.csv", "_egr_dockq.json", "_scores.json")]
+                 for suffix in (layout.REFINED_PDB, layout.PLDDT_CSV, layout.dockq_suffix("egr"), layout.SCORES_JSON)]
         entry["l"] = [[name, os.path.relpath(path, outdir)] for name, path in links if path is not None]
         data.append(entry)
     return data

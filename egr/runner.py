@@ -27,19 +27,16 @@ from tqdm import tqdm
 
 from egr import __version__
 from egr.allocator import keep_freed_memory
-from egr.baselines import METHODS as BASELINE_METHODS
 from egr.baselines import baseline_record, run_baseline
 from egr.io import atomic_write_json, file_sha256
-from egr.pipeline import PrepOptions, decoy_dir, prepare_decoy
+from egr import layout
+from egr.pipeline import PrepOptions, prepare_decoy
 from egr.structure import IngestError, sanitize_id
 from egr.weights import ModelInfo, read_model_info
 
 # Imported where they are used, not here: egr.refine (torch and PyTorch Geometric, seconds to load),
 # which a run whose decoys are all resumed never needs, and egr.compare and egr.summary (DockQ and
 # scipy.stats, about a second), so that `egr run` reports a bad samplesheet or pattern at once.
-
-OUTPUT_SUFFIXES = ("_refined.pdb", "_plddt.csv", "_scores.json")
-
 
 @dataclass(frozen=True)
 class DecoyInput:
@@ -49,9 +46,6 @@ class DecoyInput:
     input: str
     path: Path
     native: Path | None = None
-
-
-REFINERS = ("egr", *BASELINE_METHODS)
 
 
 class InputError(ValueError):
@@ -69,15 +63,16 @@ class RunOptions:
     resume: bool = True
     progress: bool = True
     natives: Path | None = None  # folder of natives matched to decoys by name (egr.compare)
-    refiners: tuple[str, ...] = ("egr",)  # egr and any of egr.baselines.METHODS
+    refiners: tuple[str, ...] = ("egr",)  # egr and any comparison refiner of egr.layout.REGISTRY
     report: bool = True  # report.html and MultiQC custom content at the end
     multiqc: bool = True  # also run MultiQC on them, where it is installed
     gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
 
     def __post_init__(self) -> None:
-        unknown = [name for name in self.refiners if name not in REFINERS]
+        known = layout.refiners()
+        unknown = [name for name in self.refiners if name not in known]
         if unknown:
-            raise InputError(f"unknown refiner {', '.join(map(repr, unknown))}; choose from {', '.join(REFINERS)}")
+            raise InputError(f"unknown refiner {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
 
 
 def collect_inputs(decoys: str | None = None, samplesheet: Path | None = None) -> list[DecoyInput]:
@@ -144,8 +139,7 @@ def _resolve(samplesheet: Path, value: str) -> Path:
 
 def completed_scores(item: DecoyInput, outdir: Path, model: ModelInfo) -> dict | None:
     """The scores of an earlier run if its outputs are complete and valid for this input and model."""
-    folder = decoy_dir(outdir, item.id)
-    paths = [folder / f"{item.id}{suffix}" for suffix in OUTPUT_SUFFIXES]
+    paths = [layout.decoy_path(outdir, item.id, suffix) for suffix in layout.REFINE_OUTPUTS]
     if not all(p.is_file() and p.stat().st_size > 0 for p in paths):
         return None
     try:
@@ -206,7 +200,7 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
         status = {item.id: "skipped" for item in inputs} | _refine_all(todo, options, model, model_info, pool,
                                                                        len(inputs))
         live = [item for item in inputs if status[item.id] != "failed"]
-        baselines = [m for m in BASELINE_METHODS if m in options.refiners]
+        baselines = [m for m in layout.baseline_methods() if m in options.refiners]
         tasks = [(item, outdir, method, options.resume) for item in live for method in baselines]
         list(_map(pool, _baseline, tasks))
         # One task per decoy: its structures are scored in order, the decoy's mapping first.
@@ -218,7 +212,7 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
             pool.shutdown()
     rows = []
     for item in inputs:
-        row = decoy_row(decoy_dir(outdir, item.id) / f"{item.id}_scores.json")
+        row = decoy_row(layout.scores_json(outdir, item.id))
         row["input"] = item.input
         if status[item.id] == "skipped":
             row.update(status="skipped", reason="outputs complete from an earlier run")
@@ -322,8 +316,7 @@ def _refine_all(todo: list[DecoyInput], options: RunOptions, model, model_info: 
 
 def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict:
     """Worker: one comparison refiner on one decoy; writes ``<id>_<method>.pdb`` and ``.json``."""
-    folder = decoy_dir(outdir, item.id)
-    record_path = folder / f"{item.id}_{method}.json"
+    record_path = layout.method_record(outdir, item.id, method)
     sha = file_sha256(item.path)
     if resume and record_path.is_file():
         try:
@@ -333,7 +326,7 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
         output = earlier.get("output")
         if earlier.get("status") == "ok" and earlier.get("input_sha256") == sha and output and Path(output).is_file():
             return earlier
-    result = run_baseline(method, item.path, folder / f"{item.id}_{method}.pdb")
+    result = run_baseline(method, item.path, layout.structure(outdir, item.id, method))
     record = baseline_record(result, item.path)  # what `egr baseline` writes too
     atomic_write_json(record_path, record)
     return record
@@ -342,10 +335,10 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
 def _score(item: DecoyInput, outdir: Path, methods: tuple[str, ...], resume: bool) -> None:
     """Worker: ``<id>_<method>_dockq.json`` of each structure of one decoy that exists, against its
     native and under the decoy's chain mapping (:func:`egr.compare.score_decoy`)."""
-    from egr.compare import score_decoy, structure_file
+    from egr.compare import score_decoy
 
-    folder = decoy_dir(outdir, item.id)
-    structures = {method: structure_file(folder, item.id, method) for method in methods}
+    folder = layout.decoy_dir(outdir, item.id)
+    structures = {method: layout.structure(outdir, item.id, method) for method in methods}
     score_decoy(item.id, {m: path for m, path in structures.items() if path.is_file()}, item.native, folder, resume)
 
 
@@ -372,7 +365,7 @@ def _one_line(exc: BaseException) -> str:
 def _fail(item: DecoyInput, outdir: Path, reason: str, record: dict) -> str:
     scores = {"id": item.id, "status": "failed", "reason": reason, "input": item.input, **record,
               "egr_version": __version__}
-    atomic_write_json(decoy_dir(outdir, item.id) / f"{item.id}_scores.json", scores)
+    atomic_write_json(layout.scores_json(outdir, item.id), scores)
     return "failed"
 
 

@@ -28,13 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from egr.baselines import METHODS as BASELINE_METHODS
+from egr import layout
 from egr.io import atomic_write_text
 from egr.metrics import qa_correlation
 from egr.structure import sanitize_id
 
-METRICS = ("dockq", "fnat", "irmsd", "lrmsd")
-SCORE_METHODS = ("decoy", "egr", *BASELINE_METHODS)
+METRICS = layout.METRICS
 STEPS = ("ingest", "surface", "featurize", "refine")
 # the contacts − 10 × clashes reference ranker and its two counts (egr.physics), of the cleaned input decoy
 PHYSICS_COLUMNS = ("contacts_clashes", "inter_chain_contacts", "inter_chain_clashes")
@@ -44,14 +43,9 @@ BASE_COLUMNS = (
     "surface_backend", "warnings",
     *(f"seconds_{step}" for step in STEPS), "seconds_total", "seconds_egr",
 )
-SCORE_COLUMNS = (
-    *(f"{metric}_{method}" for method in SCORE_METHODS for metric in METRICS),
-    *(f"delta_{metric}_{method}" for method in SCORE_METHODS[1:] for metric in METRICS),
-    "lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes",
-)
+# then the score columns (egr.layout.score_columns) and the refiners' (egr.layout.baseline_columns)
 # after the score columns, written when any row has it: the step a failed decoy stopped at
 FAILURE_COLUMNS = ("failed_step",)
-BASELINE_COLUMNS = tuple(f"{kind}_{method}" for method in BASELINE_METHODS for kind in ("status", "seconds", "reason"))
 
 
 def _read_json(path: Path) -> dict | None:
@@ -64,7 +58,7 @@ def _read_json(path: Path) -> dict | None:
 def decoy_row(scores_file: Path) -> dict:
     """The summary row of the decoy whose ``<id>_scores.json`` is ``scores_file``."""
     scores = _read_json(scores_file) or {}
-    decoy_id = scores.get("id") or scores_file.name[: -len("_scores.json")]
+    decoy_id = scores.get("id") or layout.decoy_id_of_scores(scores_file)
     folder = scores_file.parent
     seconds = scores.get("seconds", {})
     total = round(sum(seconds.get(s, 0.0) for s in STEPS), 4) if seconds else None
@@ -85,8 +79,8 @@ def decoy_row(scores_file: Path) -> dict:
         "seconds_total": total,
         "seconds_egr": total,  # EGR's wall time under the per-method name the refiners use
     }
-    for method in BASELINE_METHODS:
-        result = _read_json(folder / f"{decoy_id}_{method}.json")
+    for method in layout.baseline_methods():
+        result = _read_json(folder / f"{decoy_id}{layout.method_record_suffix(method)}")
         if result:
             row.update({f"status_{method}": result.get("status"), f"seconds_{method}": result.get("seconds"),
                         f"reason_{method}": result.get("reason")})
@@ -96,7 +90,7 @@ def decoy_row(scores_file: Path) -> dict:
 
 def score_columns(folder: Path, decoy_id: str) -> dict:
     """DockQ-family columns, Δs and the pLDDT agreement from the ``<id>_<method>_dockq.json`` files."""
-    reports = {m: _read_json(folder / f"{decoy_id}_{m}_dockq.json") for m in SCORE_METHODS}
+    reports = {m: _read_json(folder / f"{decoy_id}{layout.dockq_suffix(m)}") for m in layout.scored_methods()}
     reports = {m: r for m, r in reports.items() if r is not None}
     if not reports:
         return {}
@@ -120,7 +114,7 @@ def score_columns(folder: Path, decoy_id: str) -> dict:
             if method != "decoy" and "decoy" in values:
                 columns[f"delta_{metric}_{method}"] = _rounded(value - values["decoy"][metric])
     if "egr" in values:
-        columns.update(_lddt_agreement(folder / f"{decoy_id}_plddt.csv", reports["egr"]))
+        columns.update(_lddt_agreement(folder / f"{decoy_id}{layout.PLDDT_CSV}", reports["egr"]))
     columns["score_notes"] = " | ".join(notes)
     return columns
 
@@ -184,7 +178,7 @@ def summarize(results: Path) -> list[dict]:
     :data:`MANIFEST`, for every decoy listed there that has none (:func:`lost_decoy_row`): no decoy of
     the run is left out of the table (sorted by ID). A decoy the manifest lists takes its ``input`` from
     there (the path the run was given, not the name its file was staged under in a task)."""
-    rows = {row["id"]: row for row in (decoy_row(path) for path in Path(results).rglob("*_scores.json"))}
+    rows = {row["id"]: row for row in (decoy_row(path) for path in Path(results).rglob(layout.SCORES_GLOB))}
     for entry in read_manifest(results):
         if entry["id"] in rows:
             row = rows[entry["id"]]
@@ -200,7 +194,7 @@ def summarize(results: Path) -> list[dict]:
 def write_summary(path: Path, rows: list[dict]) -> None:
     """TSV with the fixed columns first, then the score and refiner columns that any row has."""
     present = {key for row in rows for key, value in row.items() if value not in (None, "")}
-    columns = [*BASE_COLUMNS, *(c for c in (*SCORE_COLUMNS, *BASELINE_COLUMNS, *FAILURE_COLUMNS) if c in present)]
+    columns = [*BASE_COLUMNS, *(c for c in (*layout.score_columns(), *layout.baseline_columns(), *FAILURE_COLUMNS) if c in present)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

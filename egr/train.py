@@ -75,6 +75,7 @@ from egr.dataset import Example, load_example, lddt_ca_torch, read_index
 from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
 from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize
+from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
@@ -433,7 +434,7 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
-            path = Path(scratch) / f"{example.meta['decoy_id']}_refined.pdb"
+            path = layout.refined_pdb(scratch, example.meta["decoy_id"])
             write_pdb(refined_complex, path)
             try:
                 dockq_refined = float(dockq_scores(path, Path(example.meta["native"]))["global_dockq"])

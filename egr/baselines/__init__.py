@@ -28,15 +28,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from egr import layout
 from egr.io import atomic_write_json, file_sha256
 from egr.structure import Complex, sanitize_id
 
-from . import galaxy, modeller, openmm_relax
 from .common import BaselineResult, Refined, run_refiner
 
 __all__ = ["METHODS", "BaselineResult", "available", "run_baseline", "baseline_command", "baseline_record"]
 
-METHODS = ("openmm", "modeller", "galaxy")
+METHODS = layout.baseline_methods()  # as registered in egr.layout.REGISTRY, which names each adapter
 
 Check = Callable[..., tuple[bool, str]]
 RefineFn = Callable[..., tuple[Refined, dict[str, Any]]]
@@ -44,13 +44,10 @@ RefineFn = Callable[..., tuple[Refined, dict[str, Any]]]
 
 def _parts(method: str) -> tuple[Check, RefineFn, bool]:
     """(availability check, refine function, whether it takes a scratch folder) of a method."""
-    if method == "openmm":
-        return openmm_relax.available, openmm_relax.relax, False  # works in memory
-    if method == "modeller":
-        return modeller.available, modeller.refine, True
-    if method == "galaxy":
-        return galaxy.available, galaxy.refine, True
-    raise ValueError(f"unknown baseline {method!r}; choose from {', '.join(METHODS)}")
+    entry = layout.method(method)
+    if entry is None or not entry.is_baseline:
+        raise ValueError(f"unknown baseline {method!r}; choose from {', '.join(layout.baseline_methods())}")
+    return entry.check_function(), entry.refine_function(), entry.scratch
 
 
 def _location_options(check: Check, options: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +91,8 @@ def baseline_command(method: str, decoy: Path | str, outdir: Path | str, decoy_i
     The ID defaults to the decoy's file name without extensions, made file-system safe
     (:func:`egr.structure.sanitize_id`, as ``egr run`` names its outputs)."""
     ident = decoy_id or sanitize_id(decoy)
-    folder = Path(outdir) / ident
-    result = run_baseline(method, decoy, folder / f"{ident}_{method}.pdb", **options)
-    atomic_write_json(folder / f"{ident}_{method}.json", baseline_record(result, decoy))
+    result = run_baseline(method, decoy, layout.structure(outdir, ident, method), **options)
+    atomic_write_json(layout.method_record(outdir, ident, method), baseline_record(result, decoy))
     return result
 
 

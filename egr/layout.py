@@ -1,0 +1,246 @@
+"""The output layout of a run, in one place: per-decoy paths, the method registry and the score columns.
+
+Every per-decoy file of ``egr run`` (and of the single steps, and of the Nextflow modules) lies in
+``OUTDIR/<id>/`` and is named ``<id><suffix>``:
+
+- ``<id>_clean.pdb``, ``<id>_ingest.json`` (ingest), ``<id>_surface.npz`` (surface), ``<id>_graph.pt``
+  (featurize);
+- ``<id>_refined.pdb``, ``<id>_plddt.csv``, ``<id>_scores.json`` (EGR's refinement);
+- ``<id>_<method>.pdb`` and ``<id>_<method>.json`` (a comparison refiner's structure and record);
+- ``<id>_<method>_dockq.json`` (a method's structure scored against the native).
+
+The suffixes are spelled here and nowhere else in the code; callers ask the functions below.
+
+:data:`REGISTRY` holds the methods a decoy's structures come from, in the order the tables show them:
+``decoy`` (the cleaned input), ``egr`` and the comparison refiners. A comparison refiner's entry names
+its adapter in :mod:`egr.baselines` (availability check and refine function, as ``module:function``,
+imported when used) and its Nextflow module; adding a refiner is one entry here, its adapter and its
+Nextflow module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+# ------------------------------------------------------------------------------------------------
+# Per-decoy files
+
+CLEAN_PDB = "_clean.pdb"
+INGEST_JSON = "_ingest.json"
+SURFACE_NPZ = "_surface.npz"
+GRAPH_PT = "_graph.pt"
+REFINED_PDB = "_refined.pdb"
+PLDDT_CSV = "_plddt.csv"
+SCORES_JSON = "_scores.json"
+DOCKQ_JSON = "_dockq.json"  # after _<method>
+# what EGR's refinement writes, scores last: a decoy whose three files exist is complete (resume)
+REFINE_OUTPUTS = (REFINED_PDB, PLDDT_CSV, SCORES_JSON)
+SCORES_GLOB = f"*{SCORES_JSON}"
+
+
+def decoy_dir(outdir: Path | str, decoy_id: str) -> Path:
+    """``outdir/<id>``: the folder of one decoy's files."""
+    return Path(outdir) / decoy_id
+
+
+def decoy_path(outdir: Path | str, decoy_id: str, suffix: str) -> Path:
+    """``outdir/<id>/<id><suffix>``."""
+    return decoy_dir(outdir, decoy_id) / f"{decoy_id}{suffix}"
+
+
+def clean_pdb(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, CLEAN_PDB)
+
+
+def ingest_json(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, INGEST_JSON)
+
+
+def surface_npz(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, SURFACE_NPZ)
+
+
+def graph_pt(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, GRAPH_PT)
+
+
+def refined_pdb(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, REFINED_PDB)
+
+
+def plddt_csv(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, PLDDT_CSV)
+
+
+def scores_json(outdir: Path | str, decoy_id: str) -> Path:
+    return decoy_path(outdir, decoy_id, SCORES_JSON)
+
+
+def method_record_suffix(method: str) -> str:
+    """``_<method>.json``: a comparison refiner's record."""
+    return f"_{method}.json"
+
+
+def method_record(outdir: Path | str, decoy_id: str, method: str) -> Path:
+    """``outdir/<id>/<id>_<method>.json``: a comparison refiner's record (status, reason, seconds)."""
+    return decoy_path(outdir, decoy_id, method_record_suffix(method))
+
+
+def dockq_suffix(method: str) -> str:
+    """``_<method>_dockq.json``."""
+    return f"_{method}{DOCKQ_JSON}"
+
+
+def dockq_json(outdir: Path | str, decoy_id: str, method: str) -> Path:
+    """``outdir/<id>/<id>_<method>_dockq.json``: ``method``'s structure scored against the native."""
+    return decoy_path(outdir, decoy_id, dockq_suffix(method))
+
+
+def structure_suffix(method: str) -> str:
+    """The suffix of the structure scored as ``method``: its registry entry's, else ``_<method>.pdb``."""
+    entry = REGISTRY.get(method)
+    return entry.structure_suffix if entry is not None else f"_{method}.pdb"
+
+
+def structure(outdir: Path | str, decoy_id: str, method: str) -> Path:
+    """``outdir/<id>/<id><structure suffix>``: the structure scored as ``method``."""
+    return decoy_path(outdir, decoy_id, structure_suffix(method))
+
+
+def decoy_id_of_scores(scores_file: Path | str) -> str:
+    """The decoy ID of a ``<id>_scores.json`` file, by its name."""
+    return Path(scores_file).name[: -len(SCORES_JSON)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Methods
+
+
+def _resolve(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A source of a decoy's structure: the decoy itself, EGR or a comparison refiner.
+
+    ``check`` and ``refine`` name a comparison refiner's adapter (``module:function``): the availability
+    check ``check(**location) -> (ok, reason)`` and ``refine(decoy, [workdir,] **options)``; ``scratch``
+    says whether ``refine`` takes a scratch folder. ``nf_module`` is its folder under modules/local.
+    """
+
+    name: str
+    label: str  # in tables and prose
+    short_label: str  # narrow table headers
+    colour: str | None  # in the report's plots; None takes the next of the report's spare colours
+    structure_suffix: str
+    check: str | None = None
+    refine: str | None = None
+    scratch: bool = False
+    nf_module: str | None = None
+
+    @property
+    def is_baseline(self) -> bool:
+        """A comparison refiner, run by :mod:`egr.baselines`."""
+        return self.refine is not None
+
+    def available(self, **location: Any) -> tuple[bool, str]:
+        """Whether the method can run here, and the reason when not; decoy and egr always can."""
+        if self.check is None:
+            return True, ""
+        return _resolve(self.check)(**location)
+
+    def check_function(self) -> Callable[..., tuple[bool, str]]:
+        if self.check is None:
+            raise ValueError(f"{self.name} has no availability check")
+        return _resolve(self.check)
+
+    def refine_function(self) -> Callable[..., Any]:
+        if self.refine is None:
+            raise ValueError(f"{self.name} is not a comparison refiner")
+        return _resolve(self.refine)
+
+
+REGISTRY: dict[str, Method] = {m.name: m for m in (
+    Method("decoy", "Decoy", "Decoy", None, CLEAN_PDB),
+    Method("egr", "EGR", "EGR", "#2563eb", REFINED_PDB, nf_module="egr_refine"),
+    Method("openmm", "OpenMM relax", "OpenMM", "#059669", "_openmm.pdb",
+           check="egr.baselines.openmm_relax:available", refine="egr.baselines.openmm_relax:relax",
+           scratch=False, nf_module="openmm_relax"),  # works in memory
+    Method("modeller", "Modeller", "Modeller", "#d97706", "_modeller.pdb",
+           check="egr.baselines.modeller:available", refine="egr.baselines.modeller:refine",
+           scratch=True, nf_module="modeller_refine"),
+    Method("galaxy", "GalaxyRefineComplex", "Galaxy", "#9333ea", "_galaxy.pdb",
+           check="egr.baselines.galaxy:available", refine="egr.baselines.galaxy:refine",
+           scratch=True, nf_module="galaxyrefinecomplex"),
+)}
+
+
+def method(name: str) -> Method | None:
+    return REGISTRY.get(name)
+
+
+def scored_methods() -> tuple[str, ...]:
+    """Every method whose structure is scored against the native: decoy, egr and the refiners."""
+    return tuple(REGISTRY)
+
+
+def baseline_methods() -> tuple[str, ...]:
+    """The comparison refiners."""
+    return tuple(name for name, m in REGISTRY.items() if m.is_baseline)
+
+
+def refiners() -> tuple[str, ...]:
+    """What ``--refiners`` takes: egr and the comparison refiners."""
+    return tuple(name for name in REGISTRY if name != "decoy")
+
+
+def label(name: str) -> str:
+    entry = REGISTRY.get(name)
+    return entry.label if entry is not None else name
+
+
+def short_label(name: str) -> str:
+    entry = REGISTRY.get(name)
+    return entry.short_label if entry is not None else name
+
+
+def colour(name: str) -> str | None:
+    entry = REGISTRY.get(name)
+    return entry.colour if entry is not None else None
+
+
+def method_of(decoy_id: str, structure_file: Path | str) -> str | None:
+    """The method whose structure file ``structure_file`` is (by name), or None."""
+    for name in REGISTRY:
+        if Path(structure_file).name == f"{decoy_id}{structure_suffix(name)}":
+            return name
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Score columns of summary.tsv
+
+METRICS = ("dockq", "fnat", "irmsd", "lrmsd")
+AGREEMENT_COLUMNS = ("lddt_pearson", "lddt_spearman", "lddt_mae", "true_lddt_mean", "score_notes")
+BASELINE_FIELDS = ("status", "seconds", "reason")
+
+
+def score_columns() -> tuple[str, ...]:
+    """The DockQ-family column of each method and metric, the Δ of each method but the decoy, then the
+    pLDDT agreement."""
+    methods = scored_methods()
+    return (
+        *(f"{metric}_{m}" for m in methods for metric in METRICS),
+        *(f"delta_{metric}_{m}" for m in methods[1:] for metric in METRICS),
+        *AGREEMENT_COLUMNS,
+    )
+
+
+def baseline_columns() -> tuple[str, ...]:
+    """status, seconds and reason of each comparison refiner."""
+    return tuple(f"{kind}_{m}" for m in baseline_methods() for kind in BASELINE_FIELDS)
