@@ -368,7 +368,8 @@ def run_pool_job(job: PoolJob) -> tuple[list[dict] | None, str | None, bool]:
                          "fnat": round(float(pool.fnat[i]), 4), "irmsd": round(float(pool.irmsd[i]), 3),
                          "lrmsd": round(float(pool.lrmsd[i]), 3),
                          "capri_class": CLASS_NAMES[int(capri_class(pool.dockq[i]))],
-                         "decoy": str(decoy), "native": str(job.native)})
+                         # as egr run reads a samplesheet: relative to its folder (OUTDIR), or absolute
+                         "decoy": str(decoy.relative_to(job.outdir)), "native": str(job.native.resolve())})
         return rows, None, reused
     except Exception as error:  # one base that cannot be docked must not stop the others; the reason is kept
         text = str(error).splitlines()[0] if str(error) else ""

@@ -3,6 +3,7 @@ converted to rigid moves that reproduce LightDock's own structures, labels equal
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -106,10 +107,11 @@ def test_dock_pools_command_writes_a_samplesheet_and_resumes(tmp_path: Path) -> 
     from click.testing import CliRunner
 
     from egr.cli import main
+    from egr.runner import collect_inputs
 
     splits = tmp_path / "splits.tsv"
     splits.write_text("target\tset\tsplit\tgroup\tclusters\n2X9A\tbm5\ttest\t0\tbm5/2X9A/A,bm5/2X9A/B\n")
-    args = ["dock-pools", "--root", str(DATA.parent.parent), "--splits", str(splits), "--outdir", str(tmp_path / "out"),
+    args = ["dock-pools", "--root", str(Path(os.path.relpath(DATA.parent.parent))), "--splits", str(splits), "--outdir", str(tmp_path / "out"),
             "--split", "test", "--sets", "bm5", "--swarms", "2", "--glowworms", "4", "--steps", "2", "--top", "3"]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
@@ -118,8 +120,9 @@ def test_dock_pools_command_writes_a_samplesheet_and_resumes(tmp_path: Path) -> 
     assert sheet[1].startswith("2X9A_unbound_lightdock01,")
     scores = (tmp_path / "out" / "lightdock_scores.tsv").read_text().splitlines()
     assert scores[0] == "id\tlightdock_score" and len(scores) == len(sheet)
-    decoy = Path(sheet[1].split(",")[1])
-    assert decoy.is_file() and read_decoy(decoy)[0].chain_names == ["A", "B"]
+    inputs = collect_inputs(samplesheet=tmp_path / "out" / "samplesheet.csv")  # as egr run --input reads it
+    assert all(item.path.is_file() and item.native.is_file() for item in inputs)
+    assert read_decoy(inputs[0].path)[0].chain_names == ["A", "B"]
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "1 bases kept from an earlier run" in again.output
     assert (tmp_path / "out" / "samplesheet.csv").read_text().splitlines() == sheet
