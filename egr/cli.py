@@ -610,11 +610,22 @@ def evaluate_model(weights: Path, cache: Path, splits: Path, split_name: str, ou
                      log=lambda line: click.echo(line, err=True))
 
 
+# the data-set options of the commands that work on whole targets (sample-poses, dock-pools)
+DATA_ROOT = click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
+                         help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
+SPLITS_FILE = click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+                           help="splits.tsv (egr split) naming each target's split.")
+
+
+def _echo_skipped(rows: list[dict]) -> None:
+    """One stderr line per base of ``skipped.tsv`` (set, target, base_id, reason)."""
+    for row in rows:
+        click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)
+
+
 @main.command("sample-poses")
-@click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
-@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
-              help="splits.tsv (egr split) naming each target's split.")
+@DATA_ROOT
+@SPLITS_FILE
 @click.option("--outdir", type=click.Path(path_type=Path), required=True,
               help="Writes OUTDIR/<set>/<base_id>.base.pdb and .poses.npz, OUTDIR/index.tsv and skipped.tsv.")
 @click.option("--split", "split_names", default="train,val", show_default=True, callback=_comma_list,
@@ -631,8 +642,7 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
 
     result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers,
                             progress=lambda line: click.echo(line, err=True))
-    for row in result["skipped"]:
-        click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)
+    _echo_skipped(result["skipped"])
     classes = ", ".join(f"{name} {count}" for name, count in result["classes"].items())
     click.echo(f"egr: {sum(result['classes'].values())} poses of {len(result['rows'])} bases in {outdir} "
                f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "
@@ -640,10 +650,8 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
 
 
 @main.command("dock-pools")
-@click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True,
-              help="Root of <set>/<target>/{decoys,native}/ folders (the layout of shared/data).")
-@click.option("--splits", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
-              help="splits.tsv (egr split) naming each target's split.")
+@DATA_ROOT
+@SPLITS_FILE
 @click.option("--outdir", type=click.Path(path_type=Path), required=True,
               help="Writes OUTDIR/samplesheet.csv, lightdock_scores.tsv, pool.tsv, skipped.tsv, decoys/ and per base "
                    "OUTDIR/<set>/<base_id>.base.pdb and .pool.npz.")
@@ -673,8 +681,7 @@ def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, .
     config = PoolConfig(swarms=swarms, glowworms=glowworms, steps=steps, n_top=n_top, n_near=n_near)
     result = dock_dataset(root, splits, outdir, split_names, sets, seed, workers, config,
                           progress=lambda line: click.echo(line, err=True))
-    for row in result["skipped"]:
-        click.echo(f"egr: skipped {row['set']}/{row['base_id'] or row['target']}: {row['reason']}", err=True)
+    _echo_skipped(result["skipped"])
     hits = sum(row["capri_class"] != "incorrect" for row in result["rows"])
     click.echo(f"egr: {len(result['rows'])} pool decoys ({hits} acceptable or better) in {outdir} "
                f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "

@@ -278,9 +278,9 @@ def _outcomes(summary: pd.DataFrame) -> pd.DataFrame:
     return outcome
 
 
-def _decoy_columns(run: RunData) -> list[tuple[str, dict]]:
-    """(summary column, MultiQC header) of the per-decoy table, for the columns this run has."""
-    summary = _outcomes(run.summary)
+def _decoy_columns(run: RunData, summary: pd.DataFrame) -> list[tuple[str, dict]]:
+    """(summary column, MultiQC header) of the per-decoy table, for the columns ``summary`` (the run's
+    :func:`_outcomes`) has."""
     columns: list[tuple[str, dict]] = [
         ("status", {"title": "Status", "description": "ok (also where kept from an earlier run) or failed"}),
         ("target", {"title": "Target", "description": "Native structure the decoy was scored against"}),
@@ -341,8 +341,8 @@ def multiqc_contents(run: RunData) -> dict[str, str]:
     summary, evaluation = run.summary, run.evaluation
     ids = summary["id"].astype(str).tolist()
     files: dict[str, str] = {}
-    columns = _decoy_columns(run)
     outcome = _outcomes(summary)
+    columns = _decoy_columns(run, outcome)
     rows = [[decoy, *(_tsv_value(outcome[c].iloc[i]) for c, _ in columns)] for i, decoy in enumerate(ids)]
     files["egr_decoys_mqc.tsv"] = _mqc_tsv({
         "id": "egr_decoys", "section_name": "EGR: per-decoy results",
