@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from egr.physics import CONTACT_CUTOFF, interface_physics
+from egr.physics import CONTACT_CUTOFF, InterfacePhysics, interface_physics
 from egr.structure import Complex
 
 CROP_RADIUS = 10.0  # Å
@@ -63,9 +63,29 @@ def subset(c: Complex, rows: np.ndarray) -> Complex:
     return Complex(**fields)
 
 
-def _distance_to_chain(c: Complex, tree_of: dict[int, cKDTree], chain: int, rows: np.ndarray) -> np.ndarray:
-    distances, _ = tree_of[chain].query(c.coords[rows], k=1)
-    return np.asarray(distances)
+def _nearest_within(c: Complex, rows_of: list[np.ndarray], trees: list[cKDTree], reach: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every usable atom and every other chain with a usable atom within ``reach`` Å of it: (atom row,
+    other chain, distance to that chain's nearest usable atom, Å), one entry per (atom, chain).
+
+    Chain pairs whose bounding boxes are farther apart than ``reach`` are skipped, and the searches stop
+    at ``reach``, so many-chain complexes do not pay for every ordered chain pair in full."""
+    low = np.array([c.coords[rows].min(0) for rows in rows_of])
+    high = np.array([c.coords[rows].max(0) for rows in rows_of])
+    atom, other, dist = [], [], []
+    for x, rows in enumerate(rows_of):
+        gap = np.linalg.norm(np.maximum(0.0, np.maximum(low - high[x], low[x] - high)), axis=1)
+        for y in np.flatnonzero(gap <= reach):
+            if y == x:
+                continue
+            d, _ = trees[y].query(c.coords[rows], k=1, distance_upper_bound=reach)
+            near = np.isfinite(d)
+            atom.append(rows[near])
+            other.append(np.full(int(near.sum()), y))
+            dist.append(d[near])
+    if not atom:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(atom), np.concatenate(other), np.concatenate(dist)
 
 
 def interface_crop(c: Complex) -> InterfaceCrop:
@@ -75,30 +95,36 @@ def interface_crop(c: Complex) -> InterfaceCrop:
         raise ValueError("the docking-quality head needs at least two chains")
     usable = c.atom_names != "OXT"
     rows_of = [np.flatnonzero(usable & (c.chain_index == k)) for k in range(n_chains)]
-    tree_of = {k: cKDTree(c.coords[rows]) for k, rows in enumerate(rows_of)}
+    physics = interface_physics(_without_oxt(c))
     all_pairs = [(a, b) for a in range(n_chains) for b in range(a + 1, n_chains)]
-    # nearest distance of every usable atom of a to chain b, for every ordered pair
-    nearest = {(a, b): _distance_to_chain(c, tree_of, b, rows_of[a]) for a in range(n_chains)
-               for b in range(n_chains) if a != b}
-    physics = interface_physics(subset(c, np.flatnonzero(usable)))  # OXT-free, like the crop
     pairs = [(a, b) for a, b in all_pairs if physics.contacts[a, b] > 0] or all_pairs
+    trees = [cKDTree(c.coords[rows]) for rows in rows_of]
+    atom, other, dist = _nearest_within(c, rows_of, trees, max(CROP_RADIUS, POOL_RADIUS))
+    chosen_pair = np.zeros((n_chains, n_chains), dtype=bool)
+    for a, b in pairs:
+        chosen_pair[a, b] = chosen_pair[b, a] = True
 
     # crop: whole residues with an atom within CROP_RADIUS of a partner of a chosen interface
     closeness = np.full(c.n_atoms, np.inf)
-    for a, b in pairs:
-        for x, y in ((a, b), (b, a)):
-            closeness[rows_of[x]] = np.minimum(closeness[rows_of[x]], nearest[(x, y)])
+    partner = chosen_pair[c.chain_index[atom], other]
+    np.minimum.at(closeness, atom[partner], dist[partner])
     residue_close = np.full(c.n_residues, np.inf)
     np.minimum.at(residue_close, c.residue_index, closeness)
     in_crop = usable & (residue_close[c.residue_index] < CROP_RADIUS)
     # the pooled fallback atoms must be in the crop even when the partners are far apart
+
+    def distances_to(y: int, rows: np.ndarray) -> np.ndarray:
+        """Exact distance (Å) of each atom ``rows`` to chain y's nearest usable atom."""
+        return np.asarray(trees[y].query(c.coords[rows], k=1)[0])
+
     pool_rows = []
     for a, b in pairs:
         sides = []
         for x, y in ((a, b), (b, a)):
-            d = nearest[(x, y)]
-            chosen = rows_of[x][d < POOL_RADIUS]
+            near = (other == y) & (c.chain_index[atom] == x) & (dist < POOL_RADIUS)
+            chosen = np.sort(atom[near])
             if len(chosen) < MIN_POOL_ATOMS:
+                d = distances_to(y, rows_of[x])
                 chosen = rows_of[x][np.argsort(d, kind="stable")[:MIN_POOL_ATOMS]]
             sides.append(chosen)
         pool_rows.append(np.concatenate(sides))
@@ -106,6 +132,12 @@ def interface_crop(c: Complex) -> InterfaceCrop:
         in_crop[rows] = True
     atoms = np.flatnonzero(in_crop)
     if len(atoms) > MAX_CROP_ATOMS:
+        # crop atoms beyond the neighbour search's reach are ranked by their exact distance
+        far = atoms[~np.isfinite(closeness[atoms])]
+        for x in np.unique(c.chain_index[far]):
+            mine = far[c.chain_index[far] == x]
+            partners = [y for y in range(n_chains) if chosen_pair[x, y]]
+            closeness[mine] = np.min([distances_to(y, mine) for y in partners], axis=0)
         keep = np.argsort(closeness[atoms], kind="stable")[:MAX_CROP_ATOMS]
         atoms = np.sort(atoms[keep])
     local = np.full(c.n_atoms, -1)
@@ -116,9 +148,25 @@ def interface_crop(c: Complex) -> InterfaceCrop:
         nodes = nodes[nodes >= 0]
         pool_node.append(nodes)
         pool_interface.append(np.full(len(nodes), g))
-    chosen = tuple(np.array(pairs).T)
-    features = np.stack([np.log1p(physics.contacts[chosen]), np.log1p(physics.clashes[chosen])], 1).astype(np.float32)
+    pairs_array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
     return InterfaceCrop(atoms=atoms, pool_node=np.concatenate(pool_node).astype(np.int64),
                          pool_interface=np.concatenate(pool_interface).astype(np.int64),
-                         pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2), physics=features)
+                         pairs=pairs_array, physics=physics_features(physics, pairs_array))
+
+
+def _without_oxt(c: Complex) -> Complex:
+    """``c`` without terminal OXT atoms, like the crop (module doc)."""
+    return subset(c, np.flatnonzero(c.atom_names != "OXT"))
+
+
+def physics_features(physics: InterfacePhysics, pairs: np.ndarray) -> np.ndarray:
+    """(G, N_PHYSICS) float32 head inputs of the interfaces ``pairs`` (G, 2): log(1 + contacts), log(1 + clashes)."""
+    chosen = (pairs[:, 0], pairs[:, 1])
+    return np.stack([np.log1p(physics.contacts[chosen]), np.log1p(physics.clashes[chosen])], 1).astype(np.float32)
+
+
+def crop_physics(c: Complex, pairs: np.ndarray) -> np.ndarray:
+    """The physics inputs of interfaces ``pairs`` (G, 2) at ``c``'s coordinates (OXT-free, as in the crop):
+    what the head reads for a structure scored on another structure's crop (a refinement of it)."""
+    return physics_features(interface_physics(_without_oxt(c)), pairs)
 

@@ -2,8 +2,9 @@
 
 Per decoy, EGR's full-graph pass refines the coordinates and predicts per-residue LDDT-Cα (pLDDT); its
 docking-quality head (:meth:`egr.model.EGR.docking_logits`) then scores the interface crop of the input
-and of the refined structure: ``pred_dockq`` (the input decoy's predicted DockQ, the score decoys are
-ranked by) and ``pred_dockq_refined``. A complex's predicted DockQ is the mean over its interfaces
+and of the refined structure, in one batch: ``pred_dockq`` (the input decoy's predicted DockQ, the score
+decoys are ranked by) and ``pred_dockq_refined`` (the refined coordinates on the input's crop graph,
+:func:`egr.graph.docking_input_moved`). A complex's predicted DockQ is the mean over its interfaces
 (:mod:`egr.interface`), like DockQ's GlobalDockQ; with more than two chains each interface's value is
 kept too. Single-chain inputs and Cα graphs get no docking estimate.
 
@@ -26,7 +27,8 @@ from torch_geometric.data import Batch, Data
 
 from egr import __version__
 from egr.gate import decide
-from egr.graph import GRAPH_SCHEMAS, GraphBundle, LayoutError, batch_docking, docking_input
+from egr.graph import (GRAPH_SCHEMAS, DockingInput, GraphBundle, LayoutError, batch_docking, docking_input,
+                       docking_input_moved)
 from egr.io import atomic_write_json, atomic_write_text
 from egr.layout import plddt_csv, refined_pdb, scores_json
 from egr.model import EGR
@@ -64,20 +66,44 @@ class DockingEstimate:
 def predict_docking(model: EGR, complexes: list[Complex], proximities: list[np.ndarray],
                     device: str | torch.device = "cpu") -> list[DockingEstimate]:
     """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity), in one batch."""
-    usable = [i for i, c in enumerate(complexes) if c.n_atoms and int(c.chain_index.max()) >= 1]
+    usable = [i for i, c in enumerate(complexes) if _has_interface(c)]
     estimates = [DockingEstimate(None, {}) for _ in complexes]
-    if not usable:
-        return estimates
     inputs = [docking_input(complexes[i], proximities[i]) for i in usable]
+    for i, estimate in zip(usable, _estimate(model, inputs, [complexes[i].chain_names for i in usable], device)):
+        estimates[i] = estimate
+    return estimates
+
+
+def predict_refinement_docking(model: EGR, complex_: Complex, refined_coords: np.ndarray, proximity: np.ndarray,
+                               device: str | torch.device = "cpu") -> tuple[DockingEstimate, DockingEstimate]:
+    """Predicted DockQ of ``complex_`` and of its refinement (``refined_coords`` (n_atoms, 3) Å), in one batch.
+    The refinement is scored on the input's crop graph (:func:`egr.graph.docking_input_moved`)."""
+    if not _has_interface(complex_):
+        return DockingEstimate(None, {}), DockingEstimate(None, {})
+    before = docking_input(complex_, proximity)
+    after = docking_input_moved(before, complex_.with_coords(refined_coords))
+    first, second = _estimate(model, [before, after], [complex_.chain_names] * 2, device)
+    return first, second
+
+
+def _has_interface(c: Complex) -> bool:
+    return bool(c.n_atoms) and int(c.chain_index.max()) >= 1
+
+
+def _estimate(model: EGR, inputs: list[DockingInput], chain_names: list, device: str | torch.device
+              ) -> list[DockingEstimate]:
+    """One batched pass of the docking head over ``inputs``; interfaces named by each structure's chains."""
+    if not inputs:
+        return []
     batch = {k: v.to(device) for k, v in batch_docking(inputs).items()}
     owner = batch.pop("owner").cpu().numpy()
     with torch.inference_mode():
         values = torch.sigmoid(model.docking_logits(**batch)).double().cpu().numpy()
-    for slot, (i, crop) in enumerate(zip(usable, inputs)):
+    estimates = []
+    for slot, (crop, names) in enumerate(zip(inputs, chain_names)):
         mine = values[owner == slot]
-        names = complexes[i].chain_names
         interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(crop.pairs, mine)}
-        estimates[i] = DockingEstimate(round(float(mine.mean()), 4), interfaces)
+        estimates.append(DockingEstimate(round(float(mine.mean()), 4), interfaces))
     return estimates
 
 
@@ -120,9 +146,8 @@ def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torc
             pos, qa, qa_input = model.forward_with_input_pass(*inputs)
     refinement = _to_refinement(bundle, pos.double().cpu().numpy(), qa.double().cpu().numpy(), 0.0)
     if bundle.kind == "all_atom":
-        proximity = [bundle.schema.node_feature(bundle.graph.x, "surface").double().numpy()]
-        before = predict_docking(model, [bundle.complex], proximity, device)[0]
-        after = predict_docking(model, [bundle.complex.with_coords(refinement.coords)], proximity, device)[0]
+        proximity = bundle.schema.node_feature(bundle.graph.x, "surface").double().numpy()
+        before, after = predict_refinement_docking(model, bundle.complex, refinement.coords, proximity, device)
     else:
         before = after = DockingEstimate(None, {})
     refinement = replace(refinement, seconds=time.perf_counter() - began, docking=before, docking_refined=after)

@@ -81,7 +81,7 @@ from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
 from egr.physics import interface_physics
 from egr.poses import load_poses, pose_coords
-from egr.refine import predict_docking
+from egr.refine import predict_refinement_docking
 from egr.split import read_splits
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
@@ -428,9 +428,8 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
-    proximity = _proximity(example.graph)
-    docking_in, docking_out = predict_docking(model, [example.complex, refined_complex], [proximity, proximity],
-                                              device)
+    docking_in, docking_out = predict_refinement_docking(model, example.complex, refined_complex.coords,
+                                                         _proximity(example.graph), device)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:

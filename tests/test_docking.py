@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from egr.graph import docking_input, docking_input_moved
 from egr.interface import MIN_POOL_ATOMS, POOL_RADIUS, interface_crop
 from egr.refine import predict_docking
 from egr.structure import Complex, read_decoy
@@ -132,3 +133,27 @@ def test_no_method_fingerprints(model, decoy: Path, tmp_path: Path) -> None:
     c_new, _ = read_decoy(rewritten)
     assert list(c_new.res_names[c_new.residue_starts]) == list(c_orig.res_names[c_orig.residue_starts])
     assert pred_dockq(model, rewritten) == pytest.approx(pred_dockq(model, decoy), abs=0.01)
+
+
+def test_a_refinement_is_scored_on_the_input_crop(model) -> None:
+    """pred_dockq_refined reads the input's crop graph at the refined coordinates: an unchanged structure
+    scores as the input, a rigid move of the whole complex changes nothing, and the physics inputs are those
+    of the refined coordinates."""
+    from egr.refine import predict_refinement_docking
+
+    c, _ = read_decoy(HADDOCK)
+    proximity = compute_surface(c.coords, c.elements, c.chain_ids).proximity
+    before, same = predict_refinement_docking(model, c, c.coords, proximity)
+    assert before.pred_dockq == pytest.approx(predict_docking(model, [c], [proximity])[0].pred_dockq, abs=1e-4)
+    assert same.pred_dockq == pytest.approx(before.pred_dockq, abs=1e-4)
+    _, moved = predict_refinement_docking(model, c, c.coords @ rotation(2).T + 40.0, proximity)
+    assert moved.pred_dockq == pytest.approx(before.pred_dockq, abs=1e-3)
+    ligand = c.chain_index == 1
+    towards = c.coords[~ligand].mean(0) - c.coords[ligand].mean(0)
+    pushed = c.coords + np.where(ligand[:, None], 0.3 * towards, 0.0)  # deep interpenetration
+    original = docking_input(c, proximity)
+    refined = docking_input_moved(original, c.with_coords(pushed))
+    assert refined.graph.edge_index.equal(original.graph.edge_index)
+    np.testing.assert_allclose(refined.graph.pos.numpy(), pushed[original.atoms], atol=1e-4)
+    clashes_before, clashes_after = original.physics[0, 1].item(), refined.physics[0, 1].item()
+    assert clashes_after > clashes_before + 2  # log(1 + clashes): many times more clashes
