@@ -3,7 +3,7 @@
     EGR: refine and assess decoys (--workflow refine, the default)
 ========================================================================================
     decoy ─ PREPARE_GRAPHS (INGEST → MSMS_SURFACE → FEATURIZE) ─ EGR_REFINE (batches) ─┐
-          └ RUN_BASELINES (OPENMM_RELAX, MODELLER_REFINE, GALAXYREFINECOMPLEX) ────────┤
+          └ (decoys with a graph) RUN_BASELINES (one module per comparison refiner) ───┤
     models with a native ─ DOCKQ_SCORE ────────────────────────────────────────────────┤
     all per-decoy files ─ EVALUATE (summary.tsv, evaluation.*) ─ REPORT ─ MULTIQC ─────┘
     Only channel wiring here; every computation is an `egr` command inside a module.
@@ -35,8 +35,13 @@ workflow EGR {
 
     // Files every later step reads, and the models to compare with natives: the cleaned decoy
     // ('before') and each refiner's output ('after').
+    // Only decoys whose graph was built go on to the refiners and to DockQ, as in `egr run`: one that
+    // fails at MSMS_SURFACE or FEATURIZE keeps its failure record and nothing else.
+    ch_prepared = PREPARE_GRAPHS.out.clean
+        .join(PREPARE_GRAPHS.out.graph)
+        .map { meta, pdb, graph -> [ meta, pdb ] }
     ch_results = PREPARE_GRAPHS.out.ingest.mix(PREPARE_GRAPHS.out.failed).map { meta, json -> json }
-    ch_models  = PREPARE_GRAPHS.out.clean.map { meta, pdb -> [ meta + [ model: 'decoy' ], pdb ] }
+    ch_models  = ch_prepared.map { meta, pdb -> [ meta + [ model: 'decoy' ], pdb ] }
 
     if ('egr' in refiners) {
         // Batches of graphs per task. Sorting first gives each batch the same members on every
@@ -61,7 +66,7 @@ workflow EGR {
         )
     }
 
-    RUN_BASELINES(PREPARE_GRAPHS.out.clean, refiners)
+    RUN_BASELINES(ch_prepared, refiners)
     ch_models  = ch_models.mix(RUN_BASELINES.out.models)
     ch_results = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
 
