@@ -24,6 +24,13 @@ HEAVY_ATOMS: dict[str, tuple[str, ...]] = {
 }
 AMINO_ACIDS: tuple[str, ...] = tuple(HEAVY_ATOMS)
 
+# One-letter codes of the standard amino acids (the report's sequence track, the baselines' sequences).
+ONE_LETTER: dict[str, str] = {
+    "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E", "GLY": "G",
+    "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
+    "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V",
+}
+
 # Heavy-atom elements of amino acids. Their PDB atom names begin with the element symbol (N, CA, OXT,
 # SD, NZ, ...; OT1/OC2 of other writers too); the one two-letter symbol is the SE of selenomethionine.
 AMINO_ACID_ELEMENTS: tuple[str, ...] = ("C", "N", "O", "S", "SE")

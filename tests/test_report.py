@@ -1,5 +1,6 @@
-"""egr.report: interface residues, track encoding, MultiQC custom content, the self-contained HTML page
-(and, where the tools are installed, a MultiQC build and a headless-Chromium screenshot of the page).
+"""egr.report and egr.multiqc_content: interface residues, track encoding, MultiQC custom content, the
+self-contained HTML page and its templates (and, where the tools are installed, a MultiQC build, a
+headless-Chromium screenshot of the page and a run of its script).
 
 The results folder is laid out as ``egr run`` writes it, from the bundled real decoys: refined PDBs
 are the real structures, DockQ of the decoys are their real labels (tests/data/pairs/labels.csv);
@@ -9,29 +10,25 @@ the real decoys. A second folder lacks both ranker columns, as a run from before
 
 from __future__ import annotations
 
+import ast
+import fnmatch
+import html as html_text
 import importlib.util
 import json
 import re
 import shutil
 import struct
 import subprocess
+import tomllib
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from markupsafe import escape
 
-from egr.report import (
-    MIN_DELTA_REACH,
-    Residues,
-    build_report,
-    encode_track,
-    load_run,
-    methods_ran,
-    multiqc_contents,
-    multiqc_subtitle,
-    read_residues,
-)
+from egr.multiqc_content import methods_ran, multiqc_contents, multiqc_subtitle
+from egr.report import MIN_DELTA_REACH, Residues, build_report, encode_track, load_run, read_residues
 from egr.physics import interface_physics
 from egr.refine import interface_residues, plddt_table
 from egr.structure import format_pdb, read_decoy
@@ -101,10 +98,16 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return results, outdir
 
 
+def page_blob(html: str) -> dict:
+    """The page's one JSON block: decoys, plots (hover points by plot), residue_names."""
+    blocks = re.findall(r'<script id="egr-data" type="application/json">(.*?)</script>', html, re.S)
+    assert len(blocks) == 1, f"{len(blocks)} page data blocks"
+    return json.loads(blocks[0])
+
+
 def page_payload(html: str) -> list[dict]:
-    match = re.search(r'<script id="egr-data" type="application/json">(.*?)</script>', html, re.S)
-    assert match, "page data block missing"
-    return json.loads(match.group(1).replace("<\\/", "</"))
+    """Per decoy: its track, details and links."""
+    return page_blob(html)["decoys"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -342,8 +345,7 @@ def test_html_has_every_decoy_and_the_failure_reason(report: tuple[Path, Path]) 
     html = (outdir / "report.html").read_text()
     for decoy in (*DECOY_ROWS, "broken"):
         assert f">{decoy}</td>" in html
-    escaped = FAILED_REASON.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    assert escaped in html and FAILED_REASON not in html  # shown, and escaped (no markup injection)
+    assert str(escape(FAILED_REASON)) in html and FAILED_REASON not in html  # shown, and escaped (no markup injection)
     assert "Untrained weights" in html  # the run's model card says so
     assert "single decoy: no ranking" in html  # 2X9A has one decoy
     assert "Rankers side by side" in html and "Top-1 hit per target" in html
@@ -366,6 +368,59 @@ def test_html_payload_tracks(report: tuple[Path, Path]) -> None:
     assert (outdir / links["refined.pdb"]).resolve() == (
         results / "kq_1kq1_pdb1_1_HDOCK" / "kq_1kq1_pdb1_1_HDOCK_refined.pdb"
     ).resolve()
+
+
+def test_html_payload_plots_and_residue_names(report: tuple[Path, Path]) -> None:
+    """Every plot finds its hover points in the page data; the script gets the residue names from there
+    (egr.chemistry.ONE_LETTER, the one table), not a copy of its own."""
+    from egr.chemistry import ONE_LETTER
+
+    _, outdir = report
+    html = (outdir / "report.html").read_text()
+    blob = page_blob(html)
+    plots = re.findall(r'<svg class="plot pts"[^>]*data-plot="([^"]+)"', html)
+    assert plots == ["plddt", "delta_dockq", "dockq_scatter"] and set(blob["plots"]) == set(plots)
+    assert blob["plots"]["dockq_scatter"]["series"] == ["EGR", "OpenMM relax"]
+    # scatter points: [x, y, decoy index, series, DockQ before, after]; HDOCK (decoy 0) 0.8543 -> 0.8601
+    assert [p[2:] for p in blob["plots"]["dockq_scatter"]["pts"] if p[2] == 0] == [[0, 0, 0.8543, 0.8601]]
+    assert blob["residue_names"] == {one: three for three, one in ONE_LETTER.items()}
+    assert "data-pts" not in html and "THREE = {" not in html
+
+
+def test_page_data_cannot_end_its_script_element(tmp_path: Path) -> None:
+    """A reason that holds </script> or <!-- stays inside the JSON block (and is escaped everywhere else)."""
+    results = make_results(tmp_path / "results")
+    evil = "</script><script>document.title='x'</script><!-- & </SCRIPT >"
+    summary = results / "summary.tsv"
+    summary.write_text(summary.read_text().replace(FAILED_REASON, evil))
+    html = build_report(results, tmp_path / "out", multiqc=False).html.read_text()
+    assert html.count("<script") == 2 and html.lower().count("</script") == 2  # the data block and the script
+    assert page_payload(html)[3]["i"][1] == ["reason", evil]
+
+
+def test_templates_are_package_data() -> None:
+    """Every file of egr/templates is shipped by a non-editable install (pyproject's package-data)."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["egr"]
+    templates = Path(__file__).parents[1] / "egr" / "templates"
+    files = [p.relative_to(templates.parent).as_posix() for p in templates.iterdir() if p.is_file()]
+    assert {"templates/report.html.j2", "templates/report.css", "templates/report.js"} <= set(files)
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)] == []
+    assert any(r.startswith("jinja2") for r in pyproject["project"]["dependencies"])
+
+
+def test_report_modules_hold_no_markup() -> None:
+    """The page's HTML, SVG, CSS and JS live in egr/templates: no string of the report's Python modules
+    (docstrings aside) holds a tag, a CSS rule or a script."""
+    markup = re.compile(r"<[a-zA-Z!/][^>]*>|\{[^{}]*:[^{}]*;[^{}]*\}|=>|function\s*\(")
+    for module in ("report.py", "multiqc_content.py"):
+        tree = ast.parse((Path(__file__).parents[1] / "egr" / module).read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        strings = [node.value for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+        assert [text for text in strings if markup.search(text)] == [], module
 
 
 def test_flat_layout_as_nextflow_stages_it(tmp_path: Path) -> None:
@@ -441,10 +496,11 @@ def _png_pixels_zlib(path: Path) -> np.ndarray:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (Debian: apt-get install -y chromium)")
-def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) -> None:
-    _, outdir = report
-    png = tmp_path / "report.png"
+NO_CHROMIUM = "chromium not installed (Debian: apt-get install -y chromium)"
+
+
+def _chromium(page: Path, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Open ``page`` in headless Chromium with ``flags``; its console messages go to stderr."""
     command = [
         CHROMIUM,
         "--headless",
@@ -455,14 +511,20 @@ def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) 
         "--disable-sync",
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={png}",
-        "--window-size=1400,2000",
         "--force-device-scale-factor=1",
         "--enable-logging=stderr",
         "--v=0",
-        (outdir / "report.html").resolve().as_uri(),
+        *flags,
+        page.resolve().as_uri(),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) -> None:
+    _, outdir = report
+    png = tmp_path / "report.png"
+    done = _chromium(outdir / "report.html", tmp_path, f"--screenshot={png}", "--window-size=1400,2000")
     assert png.is_file() and png.stat().st_size > 10_000, "no screenshot written"
     errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line and "Uncaught" in line]
     assert not errors, f"the page's script failed: {errors}"
@@ -475,6 +537,70 @@ def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) 
     assert (bands > 8).all(), f"a blank band in the screenshot: {bands.round(1)}"
     # the header band is the dark blue gradient; the body is light
     assert grey[:60].mean() < 120 < grey[300:].mean()
+
+
+# Run after the page's own script (a moment after load, so that its observers have fired): what a reader
+# does, each step's visible result recorded on <body data-exercised>. A step that throws leaves no record
+# and an "Uncaught" console line.
+EXERCISE = """
+window.addEventListener('load', () => setTimeout(() => {
+  const out = {}, table = document.getElementById('decoy-table'), heads = [...table.tHead.rows[0].cells];
+  const shown = () => [...table.tBodies[0].rows].filter(r => r.classList.contains('main')).map(r => r.cells[0].textContent);
+  out.opened = document.querySelectorAll('tr.detail svg').length;
+  const sort = heads.find(c => c.textContent === 'pLDDT');
+  sort.click(); sort.click();
+  out.sorted = shown();
+  const filter = document.getElementById('filter');
+  filter.value = '2x9a'; filter.dispatchEvent(new Event('input'));
+  out.filtered = document.getElementById('page-info').textContent;
+  filter.value = ''; filter.dispatchEvent(new Event('input'));
+  const row = [...table.tBodies[0].rows].find(r => r.classList.contains('main') && !r.classList.contains('open')
+    && r.querySelector('canvas.spark'));
+  row.click();
+  const box = row.nextElementSibling, track = box.querySelector('svg'), R = track.getBoundingClientRect();
+  track.dispatchEvent(new MouseEvent('mousemove', {clientX: R.left + R.width / 2, clientY: R.top + R.height / 2}));
+  out.readout = box.querySelector('.readout').textContent;
+  const page = JSON.parse(document.getElementById('egr-data').textContent), tip = document.querySelector('.tip');
+  out.tips = [...document.querySelectorAll('svg.pts')].map(plot => {
+    const p = page.plots[plot.dataset.plot].pts[0], P = plot.getBoundingClientRect(), vb = plot.viewBox.baseVal;
+    plot.dispatchEvent(new MouseEvent('mousemove',
+      {clientX: P.left + p[0] * P.width / vb.width, clientY: P.top + p[1] * P.height / vb.height}));
+    return tip.textContent;
+  });
+  out.sparks = document.querySelectorAll('canvas.spark[data-drawn]').length;
+  document.body.dataset.exercised = JSON.stringify(out);
+}, 500));
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
+def test_page_script_runs_without_console_errors(report: tuple[Path, Path], tmp_path: Path) -> None:
+    """The page's script runs to its end (it marks <body data-rendered="1">) with nothing on the console, and
+    sorting, filtering, opening a decoy's track and hovering the track and the plots work."""
+    results, outdir = report
+    page = tmp_path / "exercise.html"
+    page.write_text((outdir / "report.html").read_text().replace("</body>", f"<script>{EXERCISE}</script></body>"))
+    # the virtual time budget lets the observers fire (sparklines drawn, first track opened) before the dump
+    done = _chromium(page, tmp_path, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom")
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, f"the page wrote to the console (it never does unless something failed): {console}"
+    body = re.search(r"<body([^>]*)>", done.stdout)
+    assert body, f"no DOM dumped (exit {done.returncode}): {done.stderr[-2000:]}"
+    assert 'data-rendered="1"' in body.group(1), "the page's script stopped before its end"
+    exercised = re.search(r'data-exercised="([^"]*)"', body.group(1))
+    assert exercised, "the exercise did not run through"
+    out = json.loads(html_text.unescape(exercised.group(1)))
+    # sorted by pLDDT, highest first, the failed decoy (no value) last
+    summary = load_run(results).summary
+    expected = summary.sort_values("mean_plddt", ascending=False, na_position="last")["id"].tolist()
+    assert out["sorted"] == expected
+    assert out["filtered"] == "1–1 of 1 (filtered from 4)"
+    assert out["opened"] == 1  # the first decoy with a true LDDT opened itself once the table was in view
+    assert re.fullmatch(r"[A-Z] -?\d+\w* (ALA|ARG|ASN|ASP|CYS|GLN|GLU|GLY|HIS|ILE|LEU|LYS|MET|PHE|PRO|SER|THR|TRP"
+                        r"|TYR|VAL|UNK)   predicted \d\.\d\d(   true \d\.\d\d)?(   interface)?", out["readout"]), out
+    ids = "|".join(map(re.escape, DECOY_ROWS))
+    assert len(out["tips"]) == 3 and all(re.match(rf"({ids}) · .+: ", tip) for tip in out["tips"]), out["tips"]
+    assert out["sparks"] == 3  # the three decoys with per-residue data
 
 
 def _png_bytes(image: np.ndarray, filters: list[int]) -> bytes:

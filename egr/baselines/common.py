@@ -30,15 +30,10 @@ from typing import Any, Callable, Mapping
 import gemmi
 import numpy as np
 
-from egr.chemistry import HEAVY_ATOMS
+from egr.chemistry import HEAVY_ATOMS, ONE_LETTER
 from egr.structure import Complex, IngestError, format_pdb, write_pdb
 from egr.structure import read_decoy as ingest
 
-ONE_LETTER: dict[str, str] = {
-    "ALA": "A", "ARG": "R", "ASN": "N", "ASP": "D", "CYS": "C", "GLN": "Q", "GLU": "E", "GLY": "G",
-    "HIS": "H", "ILE": "I", "LEU": "L", "LYS": "K", "MET": "M", "PHE": "F", "PRO": "P", "SER": "S",
-    "THR": "T", "TRP": "W", "TYR": "Y", "VAL": "V",
-}
 #: Protonation/force-field variants that refiners write for standard residues (AMBER, CHARMM).
 RESIDUE_ALIASES: dict[str, str] = {
     "HID": "HIS", "HIE": "HIS", "HIP": "HIS", "HSD": "HIS", "HSE": "HIS", "HSP": "HIS",
