@@ -50,6 +50,16 @@ class RegistryChoice(click.Choice):
 
 MSMS = click.option("--msms", type=click.Path(), callback=lambda ctx, param, value: value or None,
                     help="Path to an MSMS executable.")  # a str, as PrepOptions.msms; "" = not given
+# the choices of egr.baselines.haddock.PROTOCOLS, spelled here so that `egr --help` does not import it
+# (tests/test_haddock.py checks that the two agree)
+HADDOCK_PROTOCOL = click.option("--haddock-protocol", "haddock_protocol", type=click.Choice(["emref", "mdref"]),
+                                default="emref", show_default=True,
+                                help="HADDOCK3 refinement for the haddock refiner: emref (energy minimisation) or "
+                                     "mdref (short MD in explicit water), no restraints.")
+REFINER_TIMEOUT = click.option(
+    "--refiner-timeout", "refiner_timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="Wall-time limit of each comparison refiner on each decoy; past it the run is killed and that cell "
+         "fails with the reason. Default: no limit.")
 NO_GATE = click.option("--no-gate", "gate", is_flag=True, flag_value=False, default=True,
                        help="Write the raw refinement of every decoy, without the never-worse gate (see MODEL_CARD.md).")
 
@@ -300,6 +310,8 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--no-multiqc", "multiqc", is_flag=True, flag_value=False, default=True,
               help="Write the MultiQC custom content but do not run MultiQC.")
 @NO_GATE
+@HADDOCK_PROTOCOL
+@REFINER_TIMEOUT
 @click.option("--quiet", "progress", is_flag=True, flag_value=False, default=True, help="No progress bar.")
 @click.pass_context
 def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, **options: object) -> None:
@@ -385,14 +397,20 @@ def score(models: tuple[Path, ...], native: Path, as_json: bool, mapping: str | 
 @click.argument("decoy", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
-def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None) -> None:
+@HADDOCK_PROTOCOL
+@REFINER_TIMEOUT
+def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None, refiner_timeout: float | None,
+             **run_options: object) -> None:
     """Refine DECOY with a comparison refiner: writes <id>_<method>.pdb and <id>_<method>.json.
 
     Exit status 0 when refined or skipped (program not installed; the reason is printed), 1 when failed.
     """
     from egr.baselines import baseline_command
 
-    result = baseline_command(method, decoy, outdir, decoy_id)
+    # the method's own options (its registry entry's run_options, as `egr run` passes them); others are ignored
+    entry = layout.REGISTRY[method]
+    options = {keyword: run_options[name] for name, keyword in entry.run_options if name in run_options}
+    result = baseline_command(method, decoy, outdir, decoy_id, refiner_timeout, **options)
     if result.status != "ok":
         click.echo(f"egr: {method} {result.status}: {decoy}: {result.reason}", err=True)
     sys.exit(1 if result.status == "failed" else 0)
@@ -688,6 +706,30 @@ def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, .
                f"{result['seconds']:.1f} s", err=True)
     if result["skipped"]:
         sys.exit(1)
+
+
+@main.command("haddock-score")
+@click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
+              help="TSV to write (default: RESULTS/haddock_scores.tsv).")
+@click.option("--nemsteps", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Minimisation steps before scoring (HADDOCK's emscoring default: 50).")
+def haddock_score(results: Path, out: Path | None, nemsteps: int) -> None:
+    """HADDOCK3's score (emscoring; no native needed, lower is better) of every cleaned decoy of a results
+    folder, as a reference ranker: then egr evaluate RESULTS --external-scores OUT --score-columns
+    haddock_score:lower. Needs HADDOCK3 ($EGR_HADDOCK3). Exit 1 when a decoy failed (its cell is empty)."""
+    from egr.baselines.haddock import available, score_results
+
+    ok, reason = available()
+    if not ok:
+        raise click.UsageError(reason)
+    out = out or results / "haddock_scores.tsv"
+    scored, failures = score_results(results, out, nemsteps=nemsteps,
+                                     progress=lambda line: click.echo(f"egr: {line}", err=True))
+    for failure in failures:
+        click.echo(f"egr: failed: {failure}", err=True)
+    click.echo(f"egr: {scored} decoys scored -> {out}", err=True)
+    sys.exit(1 if failures else 0)
 
 
 def _step_id(decoy_id: str | None, path: Path, suffix: str) -> str:

@@ -131,6 +131,8 @@ class Method:
     ``check`` and ``refine`` name a comparison refiner's adapter (``module:function``): the availability
     check ``check(**location) -> (ok, reason)`` and ``refine(decoy, [workdir,] **options)``; ``scratch``
     says whether ``refine`` takes a scratch folder. ``nf_module`` is its folder under modules/local.
+    ``run_options`` maps fields of ``egr run``'s options (egr.runner.RunOptions, one command-line option
+    each) to the keyword of ``refine`` they set, e.g. ``(("haddock_protocol", "protocol"),)``.
     """
 
     name: str
@@ -142,6 +144,7 @@ class Method:
     refine: str | None = None
     scratch: bool = False
     nf_module: str | None = None
+    run_options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -177,6 +180,9 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("galaxy", "GalaxyRefineComplex", "Galaxy", "#9333ea", "_galaxy.pdb",
            check="egr.baselines.galaxy:available", refine="egr.baselines.galaxy:refine",
            scratch=True, nf_module="galaxyrefinecomplex"),
+    Method("haddock", "HADDOCK3 refinement", "HADDOCK", "#0f766e", "_haddock.pdb",
+           check="egr.baselines.haddock:available", refine="egr.baselines.haddock:refine",
+           scratch=True, nf_module="haddock_refine", run_options=(("haddock_protocol", "protocol"),)),
 )}
 
 

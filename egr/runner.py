@@ -5,9 +5,9 @@ Three phases: (1) the CPU steps run in a pool of ``workers`` processes while inf
 main process in batches (one model in memory, GPU-friendly); (2) each comparison refiner named in
 ``refiners`` runs on each decoy in the pool; (3) decoys with a native are scored in the pool. A decoy
 that fails gets status ``failed`` and a one-line reason and the others go on; a refiner that fails on
-one decoy fails only that decoy's cell for that method. Outputs from an earlier run that are complete
-and valid for the same input bytes and weights are reused (status ``skipped``). ``summary.tsv`` has
-one row per decoy.
+one decoy, or runs past ``refiner_timeout`` seconds there, fails only that decoy's cell for that method.
+Outputs from an earlier run that are complete and valid for the same input bytes and weights are
+reused (status ``skipped``). ``summary.tsv`` has one row per decoy.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tqdm import tqdm
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import baseline_record, run_baseline
+from egr.baselines.haddock import PROTOCOLS as HADDOCK_PROTOCOLS
 from egr.io import atomic_write_json, file_sha256
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
@@ -67,12 +68,19 @@ class RunOptions:
     report: bool = True  # report.html and MultiQC custom content at the end
     multiqc: bool = True  # also run MultiQC on them, where it is installed
     gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
+    haddock_protocol: str = "emref"  # --refiners haddock: emref or mdref (egr.baselines.haddock)
+    refiner_timeout: float | None = None  # seconds per comparison-refiner run on one decoy; None: no limit
 
     def __post_init__(self) -> None:
         known = layout.refiners()
         unknown = [name for name in self.refiners if name not in known]
         if unknown:
             raise InputError(f"unknown refiner {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
+        if self.refiner_timeout is not None and not self.refiner_timeout > 0:
+            raise InputError(f"refiner timeout must be positive seconds, got {self.refiner_timeout!r}")
+        if self.haddock_protocol not in HADDOCK_PROTOCOLS:
+            raise InputError(f"unknown HADDOCK3 protocol {self.haddock_protocol!r}; "
+                             f"choose from {', '.join(HADDOCK_PROTOCOLS)}")
 
 
 def collect_inputs(decoys: str | None = None, samplesheet: Path | None = None) -> list[DecoyInput]:
@@ -201,7 +209,8 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
                                                                        len(inputs))
         live = [item for item in inputs if status[item.id] != "failed"]
         baselines = [m for m in layout.baseline_methods() if m in options.refiners]
-        tasks = [(item, outdir, method, options.resume) for item in live for method in baselines]
+        tasks = [(item, outdir, method, options.resume, refiner_options(method, options), options.refiner_timeout)
+                 for item in live for method in baselines]
         list(_map(pool, _baseline, tasks))
         # One task per decoy: its structures are scored in order, the decoy's mapping first.
         tasks = [(item, outdir, ("decoy", "egr", *baselines), options.resume) for item in live
@@ -314,8 +323,17 @@ def _refine_all(todo: list[DecoyInput], options: RunOptions, model, model_info: 
     return rows
 
 
-def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict:
-    """Worker: one comparison refiner on one decoy; writes ``<id>_<method>.pdb`` and ``.json``."""
+def refiner_options(method: str, options: RunOptions) -> dict:
+    """The keyword options of ``method``'s refine function that the run's options set (its registry
+    entry's ``run_options``: e.g. ``--haddock-protocol`` → ``protocol``)."""
+    entry = layout.method(method)
+    return {keyword: getattr(options, name) for name, keyword in (entry.run_options if entry else ())}
+
+
+def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool, refine_options: dict,
+              refiner_timeout: float | None = None) -> dict:
+    """Worker: one comparison refiner on one decoy, within ``refiner_timeout`` seconds (None: no limit);
+    writes ``<id>_<method>.pdb`` and ``.json``."""
     record_path = layout.method_record(outdir, item.id, method)
     sha = file_sha256(item.path)
     if resume and record_path.is_file():
@@ -324,10 +342,12 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool) -> dict
         except ValueError:
             earlier = {}
         output = earlier.get("output")
-        if earlier.get("status") == "ok" and earlier.get("input_sha256") == sha and output and Path(output).is_file():
+        if (earlier.get("status") == "ok" and earlier.get("input_sha256") == sha and output and Path(output).is_file()
+                and earlier.get("options", {}) == refine_options):  # a record of other options is redone
             return earlier
-    result = run_baseline(method, item.path, layout.structure(outdir, item.id, method))
-    record = baseline_record(result, item.path)  # what `egr baseline` writes too
+    result = run_baseline(method, item.path, layout.structure(outdir, item.id, method), refiner_timeout,
+                          **refine_options)
+    record = baseline_record(result, item.path, refine_options)  # what `egr baseline` writes too
     atomic_write_json(record_path, record)
     return record
 

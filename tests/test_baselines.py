@@ -166,9 +166,11 @@ def test_openmm_relax_writes_result_files_atomically(relaxed: tuple[BaselineResu
     assert sorted(p.name for p in folder.iterdir()) == ["kq_variant_openmm.json", "kq_variant_openmm.pdb"]
     record = json.loads((folder / "kq_variant_openmm.json").read_text())
     # the record `egr run` writes too (egr.baselines.baseline_record): the result, rounded seconds, input hash
-    assert {k: v for k, v in record.items() if k not in ("seconds", "input_sha256")} == \
+    # and the options given (none here)
+    assert {k: v for k, v in record.items() if k not in ("seconds", "input_sha256", "options")} == \
         {k: v for k, v in json.loads(json.dumps(result.as_dict())).items() if k != "seconds"}
     assert record["seconds"] == round(result.seconds, 3) and len(record["input_sha256"]) == 64
+    assert record["options"] == {}
     assert record["status"] == "ok" and record["reason"] == ""
     assert 0 < result.details["minimise_s"] < result.seconds
     assert result.output.read_text().rstrip().endswith("END")
@@ -211,7 +213,7 @@ def test_unknown_method_or_option_is_a_programming_error(tmp_path: Path) -> None
         run_baseline("rosetta", DECOY, tmp_path / "x.pdb")
     with pytest.raises(TypeError):
         run_baseline("openmm", DECOY, tmp_path / "x.pdb", temperature=300)
-    assert METHODS == ("openmm", "modeller", "galaxy")
+    assert METHODS == ("openmm", "modeller", "galaxy", "haddock")
 
 
 def test_engine_output_with_other_residues_is_rejected(variant: Path, tmp_path: Path) -> None:

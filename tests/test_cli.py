@@ -167,13 +167,13 @@ def test_run_builds_its_options_by_keyword_with_the_dataclass_defaults(monkeypat
     code, output = egr("run", "--decoys", DECOYS / "*.pdb.gz", "--outdir", tmp_path / "out", "--workers", 3,
                        "--surface-backend", "builtin", "--msms", "/opt/msms", "--batch-size", 2, "--ca-graph",
                        "--natives", natives, "--refiners", "egr,openmm", "--no-resume", "--no-intermediates",
-                       "--no-report", "--no-multiqc", "--no-gate", "--quiet")
+                       "--no-report", "--no-multiqc", "--no-gate", "--quiet", "--refiner-timeout", 90)
     assert code == 0, output
     assert seen["args"][1] == RunOptions(
         outdir=tmp_path / "out", prep=PrepOptions(surface_backend="builtin", msms="/opt/msms", ca_graph=True,
                                                   write_intermediates=False),
         workers=3, batch_size=2, natives=natives, refiners=("egr", "openmm"), resume=False, progress=False,
-        report=False, multiqc=False, gate=False)
+        report=False, multiqc=False, gate=False, refiner_timeout=90.0)
 
 
 def test_train_builds_its_config_by_keyword_with_the_dataclass_defaults(monkeypatch: pytest.MonkeyPatch,

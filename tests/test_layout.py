@@ -76,7 +76,7 @@ def test_per_decoy_paths() -> None:
     assert layout.structure(out, "a", "openmm") == Path("out/a/a_openmm.pdb")
     assert layout.method_record(out, "a", "galaxy") == Path("out/a/a_galaxy.json")
     assert layout.dockq_json(out, "a", "decoy") == Path("out/a/a_decoy_dockq.json")
-    assert layout.refiners() == ("egr", "openmm", "modeller", "galaxy")
+    assert layout.refiners() == ("egr", "openmm", "modeller", "galaxy", "haddock")
     assert layout.scored_methods()[:2] == ("decoy", "egr")
     for name in layout.scored_methods():
         assert layout.method_of("a_b", layout.structure(out, "a_b", name)) == name
@@ -111,11 +111,11 @@ def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path
     # --refiners and `egr baseline METHOD`
     assert "dummy" in layout.refiners()
     RunOptions(outdir=tmp_path, refiners=("egr", "dummy"))
-    with pytest.raises(InputError, match="choose from egr, openmm, modeller, galaxy, dummy"):
+    with pytest.raises(InputError, match="choose from egr, openmm, modeller, galaxy, haddock, dummy"):
         RunOptions(outdir=tmp_path, refiners=("nope",))
     decoy = REPO / "tests" / "data" / "decoys" / "kq_1kq1_pdb1_1_HDOCK.pdb.gz"
     refused = CliRunner().invoke(main, ["run", "--decoys", str(decoy), "--outdir", str(tmp_path), "--refiners", "nope"])
-    assert refused.exit_code == 2 and "galaxy, dummy" in refused.output, refused.output
+    assert refused.exit_code == 2 and "haddock, dummy" in refused.output, refused.output
     result = CliRunner().invoke(main, ["baseline", "dummy", str(decoy), "--outdir", str(tmp_path), "--id", "d"])
     assert result.exit_code == 0, result.output
     record = json.loads(layout.method_record(tmp_path, "d", "dummy").read_text())

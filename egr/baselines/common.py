@@ -14,13 +14,20 @@ Every adapter does the same things around a different engine:
 4. write the result atomically (:func:`output_complex`, :func:`egr.structure.write_pdb`).
 
 :func:`run_refiner` wraps all of it, times it and turns any per-decoy error into a ``'failed'``
-:class:`BaselineResult` with a one-line reason.
+:class:`BaselineResult` with a one-line reason. :func:`run_with_timeout` runs such a call in a child
+process that is killed, with everything it started, when it exceeds a wall-time limit (the refiner
+timeout, ``--refiner-timeout``), which fails that decoy's cell with the reason.
 
 Units: coordinates in Å, energies in kJ/mol unless a name says otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import os
+import shutil
+import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -369,3 +376,91 @@ def run_refiner(method: str, decoy_path: Path | str, out_pdb: Path | str, engine
         "notes": notes,
     }
     return BaselineResult(method, "ok", "", time.perf_counter() - start, out_pdb, details)
+
+
+def timeout_reason(method: str, timeout_s: float) -> str:
+    """The one-line reason of a cell that ran past the refiner timeout."""
+    return f"{method}: exceeded the {timeout_s:g} s refiner timeout"
+
+
+def run_with_timeout(method: str, out_pdb: Path | str, timeout_s: float,
+                     work: Callable[[Path], BaselineResult]) -> BaselineResult:
+    """``work(pdb)`` (one refiner run, e.g. :func:`run_refiner`) in a child process, given at most
+    ``timeout_s`` seconds of wall time, process start included; never raises for a per-decoy failure.
+
+    The child is started with ``spawn``: a fresh interpreter, because forking a process that holds
+    torch or OpenMM worker threads can deadlock the child. It leads its own process group, so that a
+    timeout kills the programs an adapter started too (Modeller, GalaxyRefineComplex), not just the
+    child. It writes into a scratch folder next to ``out_pdb``; only a finished, ``'ok'`` model is moved
+    onto ``out_pdb`` (an atomic rename on the same file system), and the folder is removed whatever
+    happened, so a killed run leaves nothing behind. ``work`` must be picklable (a module-level
+    function or a :func:`functools.partial` of one) and is called with the scratch PDB path.
+
+    Returns the child's result (output moved to ``out_pdb``; ``seconds`` is the wall time here), or
+    ``'failed'`` with :func:`timeout_reason`, or ``'failed'`` when the child died without a result
+    (e.g. killed for memory). ``details`` gain ``refiner_timeout_s``.
+    """
+    if not timeout_s > 0:
+        raise ValueError(f"refiner timeout must be positive seconds, got {timeout_s!r}")
+    start = time.perf_counter()
+    out_pdb = Path(out_pdb)
+    out_pdb.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(dir=out_pdb.parent, prefix=f".egr-{method}-timed-"))
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(method, work, scratch / out_pdb.name, sender),
+                            name=f"egr-{method}")
+    result: BaselineResult | None = None
+    finished = False
+    try:
+        try:
+            child.start()
+            sender.close()  # only the child's end stays open, so a dead child reads as end-of-file here
+            finished = receiver.poll(timeout_s)  # True on a result and on end-of-file
+            result = receiver.recv() if finished else None
+        except EOFError:  # the child died before sending its result
+            result = None
+        finally:  # killed before it is joined (reaped), so that its pid still names its group
+            _kill_group(child)
+            if child.pid is not None:
+                child.join()
+            receiver.close()
+        if result is None and finished:
+            reason = f"{method}: refiner process died without a result (exit code {child.exitcode})"
+            result = BaselineResult(method, "failed", reason, 0.0, None)
+        elif result is None:
+            result = BaselineResult(method, "failed", timeout_reason(method, timeout_s), 0.0, None)
+        elif result.status == "ok" and result.output is not None:
+            os.replace(result.output, out_pdb)
+            result = dataclasses.replace(result, output=out_pdb)
+    except Exception as exc:  # e.g. the child could not start, or the model could not be moved into place
+        result = BaselineResult(method, "failed", one_line(exc), 0.0, None)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dataclasses.replace(result, seconds=time.perf_counter() - start,
+                               details={**result.details, "refiner_timeout_s": timeout_s})
+
+
+def _child_main(method: str, work: Callable[[Path], BaselineResult], out_pdb: Path, sender: Any) -> None:
+    """Child process of :func:`run_with_timeout`: lead a new process group, run, send the result."""
+    os.setsid()  # first, so that everything started from here on can be killed as one group
+    try:
+        result = work(out_pdb)
+    except Exception as exc:  # run_refiner catches per-decoy errors; this reports anything else
+        result = BaselineResult(method, "failed", one_line(exc), 0.0, None)
+    sender.send(result)
+    sender.close()
+
+
+def _kill_group(child: multiprocessing.process.BaseProcess) -> None:
+    """SIGKILL the child's process group (the child and what it started); the child alone if it had no
+    time to create its group. Called before the child is joined, so its pid cannot have been reused."""
+    if child.pid is None:  # never started
+        return
+    try:
+        if os.getpgid(child.pid) == child.pid:
+            os.killpg(child.pid, signal.SIGKILL)
+            return
+        os.kill(child.pid, signal.SIGKILL)  # not yet its own group: it has started nothing
+    except ProcessLookupError:  # gone already
+        pass

@@ -7,6 +7,7 @@
 include { OPENMM_RELAX        } from '../../../modules/local/openmm_relax'
 include { MODELLER_REFINE     } from '../../../modules/local/modeller_refine'
 include { GALAXYREFINECOMPLEX } from '../../../modules/local/galaxyrefinecomplex'
+include { HADDOCK_REFINE      } from '../../../modules/local/haddock_refine'
 
 workflow RUN_BASELINES {
 
@@ -32,6 +33,11 @@ workflow RUN_BASELINES {
         GALAXYREFINECOMPLEX(ch_clean)
         ch_models = ch_models.mix(GALAXYREFINECOMPLEX.out.pdb.map { meta, pdb -> [ meta + [ model: 'galaxy' ], pdb ] })
         ch_json   = ch_json.mix(GALAXYREFINECOMPLEX.out.json)
+    }
+    if ('haddock' in refiners) {
+        HADDOCK_REFINE(ch_clean)
+        ch_models = ch_models.mix(HADDOCK_REFINE.out.pdb.map { meta, pdb -> [ meta + [ model: 'haddock' ], pdb ] })
+        ch_json   = ch_json.mix(HADDOCK_REFINE.out.json)
     }
 
     emit:
