@@ -711,19 +711,19 @@ def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, .
 @main.command("haddock-score")
 @click.argument("results", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
-              help="TSV to write (default: RESULTS/haddock_scores.tsv).")
+              help="TSV to write (default: RESULTS/haddock_scores.tsv, which egr evaluate and egr report read).")
 @click.option("--nemsteps", type=click.IntRange(min=0), default=50, show_default=True,
               help="Minimisation steps before scoring (HADDOCK's emscoring default: 50).")
 def haddock_score(results: Path, out: Path | None, nemsteps: int) -> None:
     """HADDOCK3's score (emscoring; no native needed, lower is better) of every cleaned decoy of a results
-    folder, as a reference ranker: then egr evaluate RESULTS --external-scores OUT --score-columns
-    haddock_score:lower. Needs HADDOCK3 ($EGR_HADDOCK3). Exit 1 when a decoy failed (its cell is empty)."""
+    folder, as a reference ranker: egr evaluate and egr report rank by RESULTS/haddock_scores.tsv beside
+    EGR's score. Needs HADDOCK3 ($EGR_HADDOCK3). Exit 1 when a decoy failed (its cell is empty)."""
     from egr.baselines.haddock import available, score_results
 
     ok, reason = available()
     if not ok:
         raise click.UsageError(reason)
-    out = out or results / "haddock_scores.tsv"
+    out = out or layout.haddock_scores(results)
     scored, failures = score_results(results, out, nemsteps=nemsteps,
                                      progress=lambda line: click.echo(f"egr: {line}", err=True))
     for failure in failures:

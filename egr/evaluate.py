@@ -80,7 +80,9 @@ REFERENCE_RANKERS = {"contacts_clashes": "Contacts − 10×clashes", "input_orde
                      "random": "Random (expected)", "oracle": "Best possible"}
 REFERENCE_COLUMNS = ("contacts_clashes",)  # references read from a summary column (may be absent)
 SCORE_LABELS = {"pred_dockq": "EGR predicted DockQ", "pred_dockq_refined": "EGR predicted DockQ (refined)",
-                "mean_plddt": "EGR pLDDT", "interface_plddt": "EGR interface pLDDT"}
+                "mean_plddt": "EGR pLDDT", "interface_plddt": "EGR interface pLDDT", "haddock_score": "HADDOCK score"}
+# Scores a results folder may hold beside summary.tsv, ranked by whenever present: file -> column spec.
+RUN_SCORE_FILES = {layout.HADDOCK_SCORES_TSV: "haddock_score:lower"}
 MIN_SPEARMAN = 3  # decoys a Spearman correlation needs (per target and pooled)
 # Columns that hold text; every other column is numeric where all its non-empty cells parse as numbers.
 TEXT_COLUMNS = ("id", "input", "status", "reason", "target", "surface_backend", "warnings", "score_notes")
@@ -167,14 +169,30 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
 
 def evaluate_results(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
                      top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
-    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame`. ``external_scores``:
-    a TSV of scores from outside the run (:func:`with_external_scores`), each column a ranker."""
-    frame = read_summary(results_dir)
-    if external_scores is not None:
-        frame, names = with_external_scores(frame, Path(external_scores))
-        listed = {spec.partition(":")[0] for spec in score_columns}
-        score_columns = (*score_columns, *(name for name in names if name not in listed))
+    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame` and :func:`run_scores`."""
+    frame, score_columns = run_scores(results_dir, score_columns, external_scores)
     return evaluate_frame(frame, score_columns, top_n)
+
+
+def run_scores(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
+               external_scores: Path | str | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The summary of ``results_dir`` with every score to rank by, and the score columns to rank: those
+    asked for, those of the run's own score files (:data:`RUN_SCORE_FILES`, e.g. the HADDOCK score that
+    ``egr haddock-score`` wrote) and those of ``external_scores`` (:func:`with_external_scores`)."""
+    frame = read_summary(results_dir)
+    listed = {spec.partition(":")[0] for spec in score_columns}
+    score_columns = tuple(score_columns)
+    files = [(Path(results_dir) / name, spec) for name, spec in RUN_SCORE_FILES.items()]
+    files += [(Path(external_scores), None)] if external_scores is not None else []
+    for path, spec in files:
+        if spec is not None and not path.is_file():
+            continue
+        frame, names = with_external_scores(frame, path)
+        for name in names:
+            if name not in listed:
+                score_columns += (spec if spec and spec.partition(":")[0] == name else name,)
+                listed.add(name)
+    return frame, score_columns
 
 
 def with_external_scores(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:

@@ -38,7 +38,13 @@ SCORES_JSON = "_scores.json"
 DOCKQ_JSON = "_dockq.json"  # after _<method>
 # what EGR's refinement writes, scores last: a decoy whose three files exist is complete (resume)
 REFINE_OUTPUTS = (REFINED_PDB, PLDDT_CSV, SCORES_JSON)
+HADDOCK_SCORES_TSV = "haddock_scores.tsv"  # run-level: `egr haddock-score RESULTS` (id, haddock_score)
 SCORES_GLOB = f"*{SCORES_JSON}"
+
+
+def haddock_scores(outdir: Path | str) -> Path:
+    """The run's HADDOCK scores (``egr haddock-score``), which ``egr evaluate`` and the report rank by."""
+    return Path(outdir) / HADDOCK_SCORES_TSV
 
 
 def decoy_dir(outdir: Path | str, decoy_id: str) -> Path:

@@ -54,12 +54,12 @@ from egr.evaluate import (
     agreement_rows,
     dockq_improved,
     evaluate_frame,
+    run_scores,
     method_deltas,
     method_label,
     qa_pivot,
     ranker_headers,
     ranker_rows,
-    read_summary,
     refinement_rows,
 )
 from egr.io import atomic_write_text
@@ -113,7 +113,7 @@ class ReportOutputs:
 def load_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (), top_n: int = 10) -> RunData:
     """Summary, run info and evaluation of ``results_dir``. Raises FileNotFoundError without summary.tsv."""
     results_dir = Path(results_dir)
-    summary = read_summary(results_dir)
+    summary, score_columns = run_scores(results_dir, score_columns)
     info_path = next((p for p in (results_dir / "pipeline_info" / "run_info.json", results_dir / "run_info.json")
                       if p.is_file()), None)
     run_info = json.loads(info_path.read_text()) if info_path else {}

@@ -340,6 +340,20 @@ def test_external_scores_join_the_rankers_by_id(results: Path, tmp_path: Path) -
             evaluate_results(results, external_scores=scores)
 
 
+def test_the_runs_haddock_scores_rank_lower_first_in_evaluate_and_the_report(results: Path) -> None:
+    from egr import layout
+    from egr.report import load_run
+
+    before = evaluate_results(results, top_n=3)
+    assert "haddock_score" not in [r.key for r in before.rankers]  # no file, no ranker
+    # as `egr haddock-score RESULTS` writes it: lowest (best) for 2OUL_2, the best decoy; one failed cell
+    layout.haddock_scores(results).write_text("id\thaddock_score\n2OUL_1\t-60.0\n2OUL_2\t-120.5\n2OUL_3\t\n")
+    for evaluation in (evaluate_results(results, top_n=3), load_run(results, top_n=3).evaluation):
+        ranker = next(r for r in evaluation.rankers if r.key == "haddock_score")
+        assert ranker.label == "HADDOCK score (lower is better)"
+        assert _row(evaluation.qa, target="2OUL", ranker="haddock_score")["ranking_loss"] == 0.0
+
+
 def test_written_files(results: Path, tmp_path: Path) -> None:
     tsv, md = write_evaluation(evaluate_results(results), tmp_path / "out")
     long = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)

@@ -555,8 +555,8 @@ def score_results(results: Path, out: Path, *, nemsteps: int = 50, haddock3: str
                   progress: Any = None) -> tuple[int, list[str]]:
     """``egr haddock-score``: the HADDOCK score of every cleaned decoy of a results folder
     (``<id>/<id>_clean.pdb``, as ``egr run`` and INGEST write them), written atomically to ``out``, a TSV
-    of ``id`` and ``haddock_score`` for ``egr evaluate --external-scores OUT --score-columns
-    haddock_score:lower``. A decoy HADDOCK fails on gets an empty cell. Returns (decoys scored, one-line
+    of ``id`` and ``haddock_score`` (at :func:`egr.layout.haddock_scores`, ``egr evaluate`` and the report
+    rank by it, lower is better). A decoy HADDOCK fails on gets an empty cell. Returns (decoys scored, one-line
     failures ``<id>: <reason>``); ``progress`` gets one line per decoy."""
     import tempfile
 
