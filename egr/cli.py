@@ -652,13 +652,19 @@ def _echo_skipped(rows: list[dict]) -> None:
               help="Poses per base (the native, and for bm5 also the unbound decoy), the identity included.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Each base's seed is derived from (seed, set, target, base), whatever the order or workers.")
+@click.option("--embedded-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Share of the poses that interpenetrate their receptor at a wrong site (egr.poses: 'embedded').")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], per_target: int, seed: int,
-                 workers: int) -> None:
+                 embedded_fraction: float, workers: int) -> None:
     """Rigid-body docking poses with DockQ labels for every 2-chain target of the chosen splits (egr.poses)."""
-    from egr.poses import sample_dataset
+    from egr.poses import SamplerConfig, sample_dataset
 
-    result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers,
+    config = SamplerConfig(embedded_fraction=embedded_fraction)
+    if config.near_native_fraction + embedded_fraction > 1.0:
+        raise click.BadParameter(f"near-native ({config.near_native_fraction}) and embedded poses exceed all poses",
+                                 param_hint="'--embedded-fraction'")
+    result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers, config,
                             progress=lambda line: click.echo(line, err=True))
     _echo_skipped(result["skipped"])
     classes = ", ".join(f"{name} {count}" for name, count in result["classes"].items())

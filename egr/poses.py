@@ -35,18 +35,27 @@ Pose kinds (:data:`KINDS`) and their mix (defaults of :class:`SamplerConfig`, ``
       A class aimed at ≥ 12 times and reached by < 10 % as many candidates is out of reach (high for an
       unbound base whose slides cost DockQ) and its slots go to the reached classes; after
       ``attempts_per_pose·n_near`` candidates every settled candidate is kept, and after twice as many
-      the near-native slots still empty are given to wrong-site poses (ligands embedded in their receptor,
+      the near-native slots still empty are given to wrong-site poses (ligands buried in their receptor,
       whose perturbations cannot get out of their clashes within :data:`MAX_ESCAPE`).
     * ``wrong_site`` (the rest, ``n − 1 − n_near``, more where near-native slots stay empty): a uniformly random rotation (normalised Gaussian
       quaternion) and a uniformly random approach direction ``u`` around the receptor: the ligand centroid
       starts on the ray ``c_R + s·u`` (c_R: receptor centroid) where the ligand is clear of the receptor
       and slides inwards to the first touch (below).
 
+    * ``embedded`` (``round(embedded_fraction·(n−1))`` poses, taken from the wrong-site share; none by
+      default, ``egr sample-poses --embedded-fraction``): a
+      wrong-site approach that goes on past its first touch by a depth drawn log-uniformly from
+      ``embedded_depth`` (1-12 Å), so the ligand interpenetrates its receptor at a wrong site. Rigid
+      docking programs without a clash filter write such poses: the EquiDock decoys of the dips pools
+      in the shared data hold up to 4,700 inter-chain pairs closer than 3 Å, mostly at wrong sites. Without them in
+      training the docking head never learns that deep interpenetration marks a wrong pose.
+
 Contact without interpenetration (the slides)
     Inter-chain heavy-atom pairs closer than 3 Å are **clashes**, pairs closer than 5 Å **contacts**.
     Each pose draws a clash budget ``K`` uniformly from the integers ``⌈m/2⌉ … m``, ``m = max(3, clashes
     of the native)`` (natives have 0-36, median 6: hydrogen bonds and salt bridges are < 3 Å), the same
-    for both kinds, so that clash counts do not tell the kinds apart. Along a line the clash count is
+    for near-native and wrong-site poses, so that their clash counts do not tell them apart (embedded poses
+    are deep past this budget by design). Along a line the clash count is
     known exactly: a pair is closer than 3 Å on an open interval of the offset, the roots of a quadratic
     (:class:`_Ray`), so slides stop :data:`SLIDE_MARGIN` (0.001 Å) past the exact boundary, with ≤ K
     clashes and, next to more, in contact.
@@ -115,7 +124,7 @@ from egr.physics import CLASH_CUTOFF, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
 
 POSES_FORMAT = "egr-poses/1"
-KINDS = ("base", "near_native", "wrong_site")
+KINDS = ("base", "near_native", "wrong_site", "embedded")
 CLASS_NAMES = ("incorrect", *CAPRI_CLASSES)
 CAPRI_THRESHOLDS = tuple(CAPRI_CLASSES.values())  # DockQ lower bounds of acceptable, medium, high
 # log-uniform windows (Å) of the near-native target displacement D, per aimed class (index of CLASS_NAMES)
@@ -126,7 +135,7 @@ MAX_ESCAPE = 8.0  # Å, a near-native candidate that needs a longer slide out of
 SLIDE_MARGIN = 1e-3  # Å, slides stop this far past the exact clash boundary
 INDEX_HEADER = ("set", "target", "base_id", "split", "n_poses", "base_dockq", "dockq_min", "dockq_q25",
                 "dockq_median", "dockq_q75", "dockq_max", *(f"n_{c}" for c in CLASS_NAMES),
-                "n_near_native", "n_wrong_site", "seconds")
+                "n_near_native", "n_wrong_site", "n_embedded", "seconds")
 SKIPPED_HEADER = ("set", "target", "base_id", "split", "reason")
 
 # strict "< r" for cKDTree's inclusive ball queries
@@ -140,13 +149,18 @@ _ARRAY_FIELDS = ("rotations", "translations", "kind", "dockq", "fnat", "irmsd", 
 class SamplerConfig:
     """Mix and limits of the pose sampler (module doc).
 
-    near_native_fraction: share of the non-identity poses that are near-native (the rest are wrong-site).
+    near_native_fraction: share of the non-identity poses that are near-native.
+    embedded_fraction: share of the non-identity poses that are embedded (the rest are wrong-site); 0 by
+        default, because training with 0.1 did not validate better (MODEL_CARD.md, "Experiments").
+    embedded_depth: (lowest, highest) Å an embedded pose goes on past its first touch, log-uniform.
     attempts_per_pose: candidate near-native poses per kept one before any class is accepted.
     min_clash_budget: the per-pose clash budget K is drawn from ⌈m/2⌉ … m, m = max(min_clash_budget,
         clashes of the native).
     """
 
     near_native_fraction: float = 0.75
+    embedded_fraction: float = 0.0
+    embedded_depth: tuple[float, float] = (1.0, 12.0)
     attempts_per_pose: int = 2
     min_clash_budget: int = 3
 
@@ -157,7 +171,7 @@ class PoseSet:
 
     rotations: (n, 3, 3) float64, proper rotations R. translations: (n, 3) float64 Å, t.
     centre: (3,) float64 Å, c, the ligand centroid of the base.
-    kind: (n,) int8, index into :data:`KINDS` (0 base, 1 near_native, 2 wrong_site).
+    kind: (n,) int8, index into :data:`KINDS` (0 base, 1 near_native, 2 wrong_site, 3 embedded).
     dockq, fnat: (n,) float64 in [0, 1]; irmsd, lrmsd: (n,) float64 Å (DockQ v2 definitions).
     clashes, contacts: (n,) int32, inter-chain heavy-atom pairs < 3 Å and < 5 Å.
     mapping: (n,) str, DockQ's ``model:native`` chain string of the winning mapping (e.g. ``"AB:BA"``).
@@ -898,7 +912,10 @@ def sample_poses(base: Complex, native_file: Path, n: int = 200, seed: int = 0, 
             quota[k] = accepted[k]
             np.add.at(quota, np.flatnonzero(reached)[np.arange(spare) % int(reached.sum())], 1)
 
-    # wrong-site: random orientation and approach direction, slid from afar into contact
+    # wrong-site: random orientation and approach direction, slid from afar into contact; embedded: the
+    # same approach pushed on past the first touch (module doc)
+    n_embedded = int(round(config.embedded_fraction * (n - 1))) if n > 1 else 0
+    low_depth, high_depth = (math.log(d) for d in config.embedded_depth)
     wrong_attempts = 0
     while len(poses) < n:
         wrong_attempts += 1
@@ -908,8 +925,12 @@ def sample_poses(base: Complex, native_file: Path, n: int = 200, seed: int = 0, 
         direction = random_unit_vectors(rng, 1)[0]
         ray = geometry.ray(rotation, geometry.receptor_centre, direction)
         s = ray.approach(geometry.free_offset(rotation, geometry.receptor_centre, direction), budget())
-        if s is not None:
-            poses.append(pose(rotation, geometry.receptor_centre + s * direction - geometry.centre, 2))
+        if s is None:
+            continue
+        kind = 2 if len(poses) < n - n_embedded else 3
+        if kind == 3:
+            s -= math.exp(rng.uniform(low_depth, high_depth))
+        poses.append(pose(rotation, geometry.receptor_centre + s * direction - geometry.centre, kind))
 
     labels = [p[3] for p in poses]
     return PoseSet(
@@ -1019,6 +1040,7 @@ def index_row(job: BaseJob, poses: PoseSet, seconds: float) -> dict:
            **{f"dockq_{k}": round(float(v), 4) for k, v in zip(("min", "q25", "median", "q75", "max"), q)},
            **{f"n_{k}": v for k, v in poses.class_counts().items()},
            "n_near_native": int(np.sum(poses.kind == 1)), "n_wrong_site": int(np.sum(poses.kind == 2)),
+           "n_embedded": int(np.sum(poses.kind == 3)),
            "seconds": round(seconds, 2)}
     return row
 

@@ -38,6 +38,9 @@ def _data(key: str) -> Path:
     pytest.skip(f"{shared} is in neither {SHARED} nor tests/data")
 
 
+EMBEDDING = P.SamplerConfig(embedded_fraction=0.1)
+
+
 def _base(tmp: Path, source: Path, name: str):
     complex_, _ = read_decoy(source)
     path = tmp / f"{name}.base.pdb"
@@ -47,13 +50,13 @@ def _base(tmp: Path, source: Path, name: str):
 
 @pytest.fixture(scope="module")
 def sampled(tmp_path_factory) -> dict:
-    """Small pose sets of both bases (n=16: identity, 11 near-native, 4 wrong-site)."""
+    """Small pose sets of both bases (n=16: identity, 11 near-native, 2 wrong-site, 2 embedded)."""
     tmp = tmp_path_factory.mktemp("poses")
     out = {}
     for name, source, native in (("dips", "dips_native", "dips_native"), ("bm5", "bm5_unbound", "bm5_native")):
         base, path = _base(tmp, _data(source), name)
         out[name] = {"base": base, "file": path, "native": _data(native),
-                     "poses": P.sample_poses(base, _data(native), n=16, seed=7, base_file=path)}
+                     "poses": P.sample_poses(base, _data(native), n=16, seed=7, base_file=path, config=EMBEDDING)}
     return out
 
 
@@ -61,7 +64,7 @@ def sampled(tmp_path_factory) -> dict:
 def test_labels_equal_dockq_package(sampled, name: str, tmp_path: Path) -> None:
     case = sampled[name]
     poses, base = case["poses"], case["base"]
-    picks = [0, *np.flatnonzero(poses.kind == 1)[[0, 3, 6, 9]], *np.flatnonzero(poses.kind == 2)[:2]]
+    picks = [0, *np.flatnonzero(poses.kind == 1)[[0, 3, 6, 9]], *np.flatnonzero(poses.kind >= 2)[[0, -1]]]
     for i in picks:
         path = tmp_path / f"pose{i}.pdb"
         write_pdb(base.with_coords(P.pose_coords(base, poses, i)), path)
@@ -77,9 +80,21 @@ def test_labels_equal_dockq_package(sampled, name: str, tmp_path: Path) -> None:
 def test_labels_span_classes_and_kinds(sampled) -> None:
     poses = sampled["dips"]["poses"]
     assert len(poses) == 16 and poses.kind[0] == 0
-    assert np.bincount(poses.kind, minlength=3).tolist() == [1, 11, 4]
+    assert np.bincount(poses.kind, minlength=4).tolist() == [1, 11, 2, 2]
     assert set(poses.capri_class[poses.kind == 1].tolist()) == {0, 1, 2, 3}  # near-native reach every class
-    assert poses.dockq[poses.kind == 2].max() < 0.23  # random sites of a homodimer are wrong
+    assert poses.dockq[poses.kind >= 2].max() < 0.23  # random sites of a homodimer are wrong
+
+
+def test_embedded_poses_replace_the_last_wrong_site_ones_only(sampled) -> None:
+    """The default (no embedded poses) gives the same poses up to the embedded ones: the share only turns
+    the last wrong-site approaches into embedded ones."""
+    case = sampled["dips"]
+    default = P.sample_poses(case["base"], case["native"], n=16, seed=7, base_file=case["file"])
+    assert np.bincount(default.kind, minlength=4).tolist() == [1, 11, 4, 0]
+    embedded = case["poses"]
+    np.testing.assert_array_equal(default.rotations[:14], embedded.rotations[:14])
+    np.testing.assert_array_equal(default.translations[:14], embedded.translations[:14])
+    assert (embedded.clashes[embedded.kind == 3] > default.clashes[default.kind == 2].max()).all()
 
 
 def test_identity_pose_has_the_base_dockq(sampled) -> None:
@@ -93,10 +108,10 @@ def test_identity_pose_has_the_base_dockq(sampled) -> None:
 
 def test_same_seed_same_poses(sampled) -> None:
     case = sampled["dips"]
-    again = P.sample_poses(case["base"], case["native"], n=16, seed=7, base_file=case["file"])
+    again = P.sample_poses(case["base"], case["native"], n=16, seed=7, base_file=case["file"], config=EMBEDDING)
     for name in ("rotations", "translations", "kind", "dockq", "fnat", "irmsd", "lrmsd", "clashes", "mapping"):
         assert np.array_equal(getattr(again, name), getattr(case["poses"], name)), name
-    other = P.sample_poses(case["base"], case["native"], n=16, seed=8, base_file=case["file"])
+    other = P.sample_poses(case["base"], case["native"], n=16, seed=8, base_file=case["file"], config=EMBEDDING)
     assert not np.allclose(other.translations, case["poses"].translations)
 
 
@@ -122,7 +137,7 @@ def test_rigid_move_round_trip(sampled) -> None:
 
 
 @pytest.mark.parametrize("name", ["dips", "bm5"])
-def test_slid_poses_touch_without_interpenetrating(sampled, name: str) -> None:
+def test_slid_poses_touch_and_only_embedded_ones_interpenetrate(sampled, name: str) -> None:
     case = sampled[name]
     base, poses = case["base"], case["poses"]
     mask = P.ligand_mask(base, poses.ligand_chain)
@@ -130,8 +145,12 @@ def test_slid_poses_touch_without_interpenetrating(sampled, name: str) -> None:
     for i in range(1, len(poses)):
         coords = P.pose_coords(base, poses, i)
         d = cdist(coords[mask], coords[~mask])
-        assert int((d < 3.0).sum()) == poses.clashes[i] <= top, i  # clashes counted exactly, within the budget
+        assert int((d < 3.0).sum()) == poses.clashes[i], i  # clashes counted exactly
         assert int((d < 5.0).sum()) == poses.contacts[i] > 0, i
+        if poses.kind[i] == 3:
+            assert poses.clashes[i] > top, i  # embedded: pushed past the first touch
+        else:
+            assert poses.clashes[i] <= top, i  # within the budget
     if name == "bm5":
         assert poses.clashes[0] > 50  # the unbound base itself interpenetrates; its poses do not
 
