@@ -33,7 +33,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from egr.report import build_report, run_multiqc  # noqa: E402
+from egr.multiqc_content import run_multiqc  # noqa: E402
+from egr.report import build_report  # noqa: E402
 from egr.structure import format_pdb, read_decoy  # noqa: E402
 
 METHODS = ("egr", "openmm", "modeller", "galaxy")

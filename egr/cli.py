@@ -490,7 +490,8 @@ def report(results: Path, outdir: Path | None, score_columns: tuple[str, ...], t
     reason = _no_decoys(results, staged=False)
     if reason:
         raise click.BadParameter(reason, param_hint="'RESULTS'")
-    from egr.report import DEFAULT_MULTIQC_CONFIG, build_report
+    from egr.multiqc_content import DEFAULT_MULTIQC_CONFIG
+    from egr.report import build_report
 
     try:
         outputs = build_report(results, outdir, score_columns, top_n, not no_multiqc,

@@ -63,23 +63,15 @@ from egr.evaluate import (
     refinement_rows,
 )
 from egr.io import atomic_write_text
-# comparison_refiners, methods_ran, multiqc_contents and OTHER_COLORS are not used here: callers imported them
-# from this module before the MultiQC content moved to its own, and still may
-from egr.multiqc_content import (  # noqa: F401
+from egr.multiqc_content import (
     DEFAULT_MULTIQC_CONFIG,
     IMPROVED,
-    OTHER_COLORS,
-    comparison_refiners,
     finite,
     method_color,
-    methods_ran,
-    multiqc_contents,
     multiqc_subtitle,
     run_multiqc,
     write_multiqc_files,
 )
-
-_method_color = method_color  # the name tests/test_layout.py reaches through this module
 # Half-width the ΔDockQ axis never goes below: scaled to changes of DockQ's rounding size (0.001), an axis
 # would blow noise up into what looks like an effect.
 MIN_DELTA_REACH = 0.05

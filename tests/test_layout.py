@@ -104,7 +104,7 @@ def dummy(monkeypatch: pytest.MonkeyPatch) -> layout.Method:
 
 
 def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path: Path) -> None:
-    from egr import baselines, evaluate, report, summary
+    from egr import baselines, evaluate, multiqc_content, report, summary
     from egr.cli import main
     from egr.runner import InputError, RunOptions
 
@@ -123,8 +123,8 @@ def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path
     assert baselines.available("dummy") == (False, "dummy is never installed")
     # labels and colours of evaluate and the report
     assert evaluate.method_label("dummy") == "Dummy refiner"
-    assert report._method_color("dummy", 0) == "#123456"
-    assert report._method_color("decoy", 1) == report.OTHER_COLORS[1]  # no colour of its own
+    assert multiqc_content.method_color("dummy", 0) == "#123456"
+    assert multiqc_content.method_color("decoy", 1) == multiqc_content.OTHER_COLORS[1]  # no colour of its own
     assert layout.short_label("dummy") == "Dmy"
     # summary columns: its record and its scores
     row = summary.decoy_row(layout.scores_json(tmp_path, "d"))
