@@ -104,7 +104,7 @@ def dummy(monkeypatch: pytest.MonkeyPatch) -> layout.Method:
 
 
 def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path: Path) -> None:
-    from egr import baselines, evaluate, multiqc_content, report, summary
+    from egr import baselines, evaluate, multiqc_content, summary
     from egr.cli import main
     from egr.runner import InputError, RunOptions
 
