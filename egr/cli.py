@@ -312,6 +312,9 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @NO_GATE
 @HADDOCK_PROTOCOL
 @REFINER_TIMEOUT
+@click.option("--select", "select", type=click.Choice(["none", "best-predicted"]), default="none", show_default=True,
+              help="best-predicted: per decoy, keep whichever of the input, EGR's and the comparison refiners' "
+                   "structures has the highest EGR-predicted DockQ (<id>_selection.json; summary column selected).")
 @click.option("--quiet", "progress", is_flag=True, flag_value=False, default=True, help="No progress bar.")
 @click.pass_context
 def run(ctx: click.Context, decoys: str | None, samplesheet: Path | None, **options: object) -> None:

@@ -85,7 +85,8 @@ SCORE_LABELS = {"pred_dockq": "EGR predicted DockQ", "pred_dockq_refined": "EGR 
 RUN_SCORE_FILES = {layout.HADDOCK_SCORES_TSV: "haddock_score:lower"}
 MIN_SPEARMAN = 3  # decoys a Spearman correlation needs (per target and pooled)
 # Columns that hold text; every other column is numeric where all its non-empty cells parse as numbers.
-TEXT_COLUMNS = ("id", "input", "status", "reason", "target", "surface_backend", "warnings", "score_notes")
+TEXT_COLUMNS = ("id", "input", "status", "reason", "target", "surface_backend", "warnings", "score_notes",
+                "selected")
 TEXT_PREFIXES = ("status_", "reason_")
 
 

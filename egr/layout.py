@@ -7,7 +7,8 @@ Every per-decoy file of ``egr run`` (and of the single steps, and of the Nextflo
   (featurize);
 - ``<id>_refined.pdb``, ``<id>_plddt.csv``, ``<id>_scores.json`` (EGR's refinement);
 - ``<id>_<method>.pdb`` and ``<id>_<method>.json`` (a comparison refiner's structure and record);
-- ``<id>_<method>_dockq.json`` (a method's structure scored against the native).
+- ``<id>_<method>_dockq.json`` (a method's structure scored against the native);
+- ``<id>_selection.json`` (``egr run --select``: the structure chosen among the methods', :mod:`egr.select`).
 
 The suffixes are spelled here and nowhere else in the code; callers ask the functions below.
 
@@ -36,6 +37,7 @@ REFINED_PDB = "_refined.pdb"
 PLDDT_CSV = "_plddt.csv"
 SCORES_JSON = "_scores.json"
 DOCKQ_JSON = "_dockq.json"  # after _<method>
+SELECTION_JSON = "_selection.json"  # `egr run --select`: the candidate chosen and each one's prediction
 # what EGR's refinement writes, scores last: a decoy whose three files exist is complete (resume)
 REFINE_OUTPUTS = (REFINED_PDB, PLDDT_CSV, SCORES_JSON)
 HADDOCK_SCORES_TSV = "haddock_scores.tsv"  # run-level: `egr haddock-score RESULTS` (id, haddock_score)
@@ -103,6 +105,11 @@ def dockq_suffix(method: str) -> str:
 def dockq_json(outdir: Path | str, decoy_id: str, method: str) -> Path:
     """``outdir/<id>/<id>_<method>_dockq.json``: ``method``'s structure scored against the native."""
     return decoy_path(outdir, decoy_id, dockq_suffix(method))
+
+
+def selection_json(outdir: Path | str, decoy_id: str) -> Path:
+    """``outdir/<id>/<id>_selection.json``: which method's structure ``egr run --select`` chose, and why."""
+    return decoy_path(outdir, decoy_id, SELECTION_JSON)
 
 
 def structure_suffix(method: str) -> str:
@@ -192,6 +199,14 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
 )}
 
 
+# Summary columns that are not a refiner's: ``selected`` is the structure `egr run --select` chose among the
+# methods' (egr.select), its DockQ-family columns copied from the chosen method's. It is no REGISTRY entry
+# (nothing refines or is scored as "selected", and --refiners does not take it); it has a label only, so
+# that `egr evaluate` and the report, which take every ``dockq_<m>`` column as a method, name it.
+SELECTED = "selected"
+PSEUDO_LABELS = {SELECTED: ("Best predicted (EGR's choice)", "Selected")}
+
+
 def method(name: str) -> Method | None:
     return REGISTRY.get(name)
 
@@ -213,12 +228,12 @@ def refiners() -> tuple[str, ...]:
 
 def label(name: str) -> str:
     entry = REGISTRY.get(name)
-    return entry.label if entry is not None else name
+    return entry.label if entry is not None else PSEUDO_LABELS.get(name, (name, name))[0]
 
 
 def short_label(name: str) -> str:
     entry = REGISTRY.get(name)
-    return entry.short_label if entry is not None else name
+    return entry.short_label if entry is not None else PSEUDO_LABELS.get(name, (name, name))[1]
 
 
 def colour(name: str) -> str | None:
@@ -251,6 +266,13 @@ def score_columns() -> tuple[str, ...]:
         *(f"delta_{metric}_{m}" for m in methods[1:] for metric in METRICS),
         *AGREEMENT_COLUMNS,
     )
+
+
+def selection_columns() -> tuple[str, ...]:
+    """``egr run --select``: the chosen method, its predicted DockQ, and its DockQ-family columns and Δs
+    (those of the chosen method's structure)."""
+    return (SELECTED, f"pred_dockq_{SELECTED}", *(f"{metric}_{SELECTED}" for metric in METRICS),
+            *(f"delta_{metric}_{SELECTED}" for metric in METRICS))
 
 
 def baseline_columns() -> tuple[str, ...]:

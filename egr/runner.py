@@ -53,6 +53,9 @@ class InputError(ValueError):
     """The run as a whole cannot start (no decoys, a malformed samplesheet, unknown refiner): bad usage."""
 
 
+SELECT_RULES = ("none", "best-predicted")  # egr.select.RULES, spelled here so that the CLI need not import it
+
+
 @dataclass(frozen=True)
 class RunOptions:
     outdir: Path
@@ -70,6 +73,7 @@ class RunOptions:
     gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
     haddock_protocol: str = "emref"  # --refiners haddock: emref or mdref (egr.baselines.haddock)
     refiner_timeout: float | None = None  # seconds per comparison-refiner run on one decoy; None: no limit
+    select: str = "none"  # none | best-predicted: per decoy, the structure EGR predicts best (egr.select)
 
     def __post_init__(self) -> None:
         known = layout.refiners()
@@ -81,6 +85,8 @@ class RunOptions:
         if self.haddock_protocol not in HADDOCK_PROTOCOLS:
             raise InputError(f"unknown HADDOCK3 protocol {self.haddock_protocol!r}; "
                              f"choose from {', '.join(HADDOCK_PROTOCOLS)}")
+        if self.select not in SELECT_RULES:
+            raise InputError(f"unknown selection rule {self.select!r}; choose from {', '.join(SELECT_RULES)}")
 
 
 def collect_inputs(decoys: str | None = None, samplesheet: Path | None = None) -> list[DecoyInput]:
@@ -216,6 +222,12 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
         tasks = [(item, outdir, ("decoy", "egr", *baselines), options.resume) for item in live
                  if item.native is not None]
         list(_map(pool, _score, tasks))
+        if options.select != "none":
+            model = _select_all(live, ("decoy", "egr", *baselines), options, model, model_info)
+        # a choice left by an earlier run does not describe this one (no --select, or the decoy failed)
+        for item in inputs:
+            if options.select == "none" or status[item.id] == "failed":
+                layout.selection_json(outdir, item.id).unlink(missing_ok=True)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -350,6 +362,23 @@ def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool, refine_
     record = baseline_record(result, item.path, refine_options)  # what `egr baseline` writes too
     atomic_write_json(record_path, record)
     return record
+
+
+def _select_all(live: list[DecoyInput], methods: tuple[str, ...], options: RunOptions, model,
+                model_info: ModelInfo):
+    """``--select``: each live decoy's choice among its structures (egr.select), in this process, where
+    the model is; the model loads only when some decoy's earlier choice cannot be reused. Returns it."""
+    from egr.select import reusable_selection, select_best_predicted
+
+    outdir = Path(options.outdir)
+    backend, msms = options.prep.surface_backend, options.prep.msms
+    for item in live:
+        if options.resume and reusable_selection(outdir, item.id, methods, model_info.sha256, backend):
+            continue
+        if model is None:
+            model = _load_model(options)
+        select_best_predicted(outdir, item.id, methods, model, options.device, backend, msms, model_info.sha256)
+    return model
 
 
 def _score(item: DecoyInput, outdir: Path, methods: tuple[str, ...], resume: bool) -> None:

@@ -11,7 +11,11 @@ step), so both produce the same table from the same files. Files read, next to `
 - ``<id>_plddt.csv``: per-residue predicted LDDT-Cα;
 - ``<id>_<method>.json``: a comparison refiner's result (status, reason, seconds);
 - ``<id>_<method>_dockq.json``: ``egr score --json`` of that method's structure against the native,
-  with method ``decoy`` (the cleaned input), ``egr`` or a refiner; or ``{"error": ...}``.
+  with method ``decoy`` (the cleaned input), ``egr`` or a refiner; or ``{"error": ...}``;
+- ``<id>_selection.json`` (``egr run --select``, :mod:`egr.select`): the method chosen, in ``selected``
+  with its prediction ``pred_dockq_selected``; where the chosen structure was scored, its DockQ-family
+  columns and Δs are copied as ``<metric>_selected`` and ``delta_<metric>_selected`` (a pseudo-method
+  that ``egr evaluate`` shows as "Best predicted (EGR's choice)").
 
 Score columns per method m: ``dockq_m`` (GlobalDockQ), ``fnat_m``, ``irmsd_m``, ``lrmsd_m`` (means over
 the native's interfaces) and, for m ≠ decoy, ``delta_<metric>_m`` = m − decoy. EGR's predicted LDDT is
@@ -85,7 +89,27 @@ def decoy_row(scores_file: Path) -> dict:
             row.update({f"status_{method}": result.get("status"), f"seconds_{method}": result.get("seconds"),
                         f"reason_{method}": result.get("reason")})
     row.update(score_columns(folder, decoy_id))
+    row.update(selection_columns(folder / f"{decoy_id}{layout.SELECTION_JSON}", row))
     return row
+
+
+def selection_columns(selection_file: Path, row: dict) -> dict:
+    """``selected``, its predicted DockQ and the chosen method's score columns from ``row`` (the decoy's
+    own when the input was chosen: Δ 0)."""
+    record = _read_json(selection_file)
+    chosen = record.get("selected") if record else None
+    if not chosen:
+        return {}
+    selected = layout.SELECTED
+    columns = {selected: chosen, f"pred_dockq_{selected}": record.get("candidates", {}).get(chosen)}
+    for metric in METRICS:
+        value = row.get(f"{metric}_{chosen}")
+        if value is None:
+            continue
+        columns[f"{metric}_{selected}"] = value
+        columns[f"delta_{metric}_{selected}"] = (0.0 if chosen == "decoy"
+                                                 else row.get(f"delta_{metric}_{chosen}"))
+    return columns
 
 
 def score_columns(folder: Path, decoy_id: str) -> dict:
@@ -194,7 +218,8 @@ def summarize(results: Path) -> list[dict]:
 def write_summary(path: Path, rows: list[dict]) -> None:
     """TSV with the fixed columns first, then the score and refiner columns that any row has."""
     present = {key for row in rows for key, value in row.items() if value not in (None, "")}
-    columns = [*BASE_COLUMNS, *(c for c in (*layout.score_columns(), *layout.baseline_columns(), *FAILURE_COLUMNS) if c in present)]
+    columns = [*BASE_COLUMNS, *(c for c in (*layout.score_columns(), *layout.selection_columns(), *layout.baseline_columns(),
+                                              *FAILURE_COLUMNS) if c in present)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="\t", lineterminator="\n", extrasaction="ignore")
     writer.writeheader()

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "tests" / "nextflow"))
 import nfmodule as nm  # noqa: E402
 
 SUFFIXES = (layout.CLEAN_PDB, layout.INGEST_JSON, layout.SURFACE_NPZ, layout.GRAPH_PT, layout.REFINED_PDB,
-            layout.PLDDT_CSV, layout.SCORES_JSON, layout.DOCKQ_JSON)
+            layout.PLDDT_CSV, layout.SCORES_JSON, layout.DOCKQ_JSON, layout.SELECTION_JSON)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
