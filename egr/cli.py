@@ -21,6 +21,7 @@ from typing import TypeVar
 import click
 
 from egr import __version__, layout
+from egr.select import RULES as SELECT_RULES  # light: egr.select imports only layout and io
 
 T = TypeVar("T")
 
@@ -312,7 +313,7 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @NO_GATE
 @HADDOCK_PROTOCOL
 @REFINER_TIMEOUT
-@click.option("--select", "select", type=click.Choice(["none", "best-predicted"]), default="none", show_default=True,
+@click.option("--select", "select", type=click.Choice(SELECT_RULES), default="none", show_default=True,
               help="best-predicted: per decoy, keep whichever of the input, EGR's and the comparison refiners' "
                    "structures has the highest EGR-predicted DockQ (<id>_selection.json; summary column selected).")
 @click.option("--quiet", "progress", is_flag=True, flag_value=False, default=True, help="No progress bar.")

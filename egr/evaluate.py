@@ -58,7 +58,7 @@ Files: ``evaluation.tsv`` (long format: ``section, target, method, metric, value
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -171,29 +171,39 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
 def evaluate_results(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
                      top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
     """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame` and :func:`run_scores`."""
-    frame, score_columns = run_scores(results_dir, score_columns, external_scores)
-    return evaluate_frame(frame, score_columns, top_n)
+    frame, score_columns, notes = run_scores(results_dir, score_columns, external_scores)
+    evaluation = evaluate_frame(frame, score_columns, top_n)
+    return replace(evaluation, notes=(*evaluation.notes, *notes))
 
 
 def run_scores(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
-               external_scores: Path | str | None = None) -> tuple[pd.DataFrame, tuple[str, ...]]:
-    """The summary of ``results_dir`` with every score to rank by, and the score columns to rank: those
-    asked for, those of the run's own score files (:data:`RUN_SCORE_FILES`, e.g. the HADDOCK score that
-    ``egr haddock-score`` wrote) and those of ``external_scores`` (:func:`with_external_scores`)."""
+               external_scores: Path | str | None = None) -> tuple[pd.DataFrame, tuple[str, ...], tuple[str, ...]]:
+    """The summary of ``results_dir`` with every score to rank by, the score columns to rank, and notes: the
+    columns asked for, those of the run's own score files (:data:`RUN_SCORE_FILES`, e.g. the HADDOCK score
+    that ``egr haddock-score`` wrote) and those of ``external_scores`` (:func:`with_external_scores`).
+    A run's own score file that does not fit the summary (left from another run, say) is left out with a
+    note; an ``external_scores`` file the user named that does not fit raises ValueError."""
     frame = read_summary(results_dir)
     listed = {spec.partition(":")[0] for spec in score_columns}
     score_columns = tuple(score_columns)
+    notes: list[str] = []
     files = [(Path(results_dir) / name, spec) for name, spec in RUN_SCORE_FILES.items()]
     files += [(Path(external_scores), None)] if external_scores is not None else []
     for path, spec in files:
         if spec is not None and not path.is_file():
             continue
-        frame, names = with_external_scores(frame, path)
+        try:
+            frame, names = with_external_scores(frame, path)
+        except ValueError as exc:
+            if spec is None:
+                raise
+            notes.append(f"{exc}; not ranked by")
+            continue
         for name in names:
             if name not in listed:
                 score_columns += (spec if spec and spec.partition(":")[0] == name else name,)
                 listed.add(name)
-    return frame, score_columns
+    return frame, score_columns, tuple(notes)
 
 
 def with_external_scores(frame: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:

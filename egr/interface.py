@@ -70,10 +70,13 @@ def _nearest_within(c: Complex, rows_of: list[np.ndarray], trees: list[cKDTree],
 
     Chain pairs whose bounding boxes are farther apart than ``reach`` are skipped, and the searches stop
     at ``reach``, so many-chain complexes do not pay for every ordered chain pair in full."""
-    low = np.array([c.coords[rows].min(0) for rows in rows_of])
-    high = np.array([c.coords[rows].max(0) for rows in rows_of])
+    # a chain without usable atoms (OXT only) gets an empty box that no gap test passes
+    low = np.array([c.coords[rows].min(0) if len(rows) else np.full(3, np.inf) for rows in rows_of])
+    high = np.array([c.coords[rows].max(0) if len(rows) else np.full(3, -np.inf) for rows in rows_of])
     atom, other, dist = [], [], []
     for x, rows in enumerate(rows_of):
+        if not len(rows):
+            continue
         gap = np.linalg.norm(np.maximum(0.0, np.maximum(low - high[x], low[x] - high)), axis=1)
         for y in np.flatnonzero(gap <= reach):
             if y == x:

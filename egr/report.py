@@ -105,11 +105,12 @@ class ReportOutputs:
 def load_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (), top_n: int = 10) -> RunData:
     """Summary, run info and evaluation of ``results_dir``. Raises FileNotFoundError without summary.tsv."""
     results_dir = Path(results_dir)
-    summary, score_columns = run_scores(results_dir, score_columns)
+    summary, score_columns, notes = run_scores(results_dir, score_columns)
     info_path = next((p for p in (results_dir / "pipeline_info" / "run_info.json", results_dir / "run_info.json")
                       if p.is_file()), None)
     run_info = json.loads(info_path.read_text()) if info_path else {}
-    return RunData(results_dir, summary, run_info, evaluate_frame(summary, score_columns, top_n))
+    evaluation = evaluate_frame(summary, score_columns, top_n)
+    return RunData(results_dir, summary, run_info, replace(evaluation, notes=(*evaluation.notes, *notes)))
 
 
 def decoy_file(results_dir: Path, decoy_id: str, suffix: str) -> Path | None:

@@ -32,6 +32,7 @@ from egr.baselines.haddock import PROTOCOLS as HADDOCK_PROTOCOLS
 from egr.io import atomic_write_json, file_sha256
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
+from egr.select import RULES as SELECT_RULES
 from egr.structure import IngestError, sanitize_id
 from egr.weights import ModelInfo, read_model_info
 
@@ -53,7 +54,6 @@ class InputError(ValueError):
     """The run as a whole cannot start (no decoys, a malformed samplesheet, unknown refiner): bad usage."""
 
 
-SELECT_RULES = ("none", "best-predicted")  # egr.select.RULES, spelled here so that the CLI need not import it
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from pathlib import Path
 from egr import layout
 from egr.io import atomic_write_json, file_sha256
 
-BEST_PREDICTED = "best-predicted"  # the one rule so far; egr.runner.SELECT_RULES lists "none" and it
+BEST_PREDICTED = "best-predicted"  # the one rule so far
+RULES = ("none", BEST_PREDICTED)  # --select
 
 
 def candidate_files(outdir: Path | str, decoy_id: str, methods: tuple[str, ...]) -> dict[str, str | None]:

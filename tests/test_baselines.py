@@ -208,6 +208,20 @@ def test_unusable_decoy_fails_with_one_line(tmp_path: Path, content: bytes | Non
     assert json.loads((tmp_path / "out" / "bad" / "bad_openmm.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.parametrize("method", ["openmm", "galaxy"])
+def test_a_failed_or_skipped_rerun_leaves_no_earlier_structure(tmp_path: Path, method: str) -> None:
+    """A structure from an earlier run must not be scored (or selected) beside this run's failed record."""
+    earlier = tmp_path / "out" / "bad" / f"bad_{method}.pdb"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("ATOM  from an earlier run\nEND\n")
+    decoy = tmp_path / "bad.pdb"
+    decoy.write_text("this is not a structure\n")
+    options = {"galaxy_home": tmp_path} if method == "galaxy" else {}  # galaxy: not installed, skipped
+    result = baseline_command(method, decoy, tmp_path / "out", **options)
+    assert result.status in ("failed", "skipped")
+    assert not earlier.exists()
+
+
 def test_unknown_method_or_option_is_a_programming_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown baseline"):
         run_baseline("rosetta", DECOY, tmp_path / "x.pdb")

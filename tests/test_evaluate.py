@@ -354,6 +354,15 @@ def test_the_runs_haddock_scores_rank_lower_first_in_evaluate_and_the_report(res
         assert _row(evaluation.qa, target="2OUL", ranker="haddock_score")["ranking_loss"] == 0.0
 
 
+def test_a_run_score_file_that_does_not_fit_is_a_note_not_an_error(results: Path) -> None:
+    from egr import layout
+
+    layout.haddock_scores(results).write_text("id\thaddock_score\nfrom_another_run\t-50.0\n")
+    evaluation = evaluate_results(results, top_n=3)
+    assert "haddock_score" not in [r.key for r in evaluation.rankers]
+    assert any("none of its IDs" in note and "not ranked by" in note for note in evaluation.notes)
+
+
 def test_written_files(results: Path, tmp_path: Path) -> None:
     tsv, md = write_evaluation(evaluate_results(results), tmp_path / "out")
     long = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)

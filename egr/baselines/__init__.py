@@ -83,10 +83,13 @@ def run_baseline(method: str, decoy: Path | str, out_pdb: Path | str, refiner_ti
     (benchmarks/README.md, "OpenMM relax").
 
     Returns status ``'skipped'`` (program absent, with the reason), ``'failed'`` (one-line reason;
-    nothing written) or ``'ok'``. Raises only for programming errors: unknown method or option.
+    nothing written, and an earlier ``out_pdb`` removed) or ``'ok'``. Raises only for programming errors: unknown method or option.
     """
     check, refine, _ = _parts(method)
     inspect.signature(refine).bind_partial(**options)  # an unknown option is a TypeError, not a failed decoy
+    # an earlier run's structure must not outlive this run's record: it would be scored (and could be
+    # selected) under a failed or skipped status
+    Path(out_pdb).unlink(missing_ok=True)
     start = time.perf_counter()
     ok, reason = check(**_location_options(check, options))
     if not ok:
