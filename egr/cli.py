@@ -140,10 +140,10 @@ def _run_step(step: str, outdir: Path, decoy_id: str, keep_going: bool, expected
 
 def _step_reason(exc: Exception) -> str:
     """A step failure's one-line reason, worded as ``egr run`` words it (a refused structure: its reason)."""
-    from egr.runner import _one_line
+    from egr.io import one_line
     from egr.structure import IngestError
 
-    return exc.reason if isinstance(exc, IngestError) else _one_line(exc)
+    return exc.reason if isinstance(exc, IngestError) else one_line(exc)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written output, and a crash leaves the old file."""
+"""Atomic file writes (a reader never sees a half-written output, and a crash leaves the old file), file
+hashes, and the one-line reason a failure record carries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (or the type alone): a failure reason that fits one line."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
 def file_sha256(path: Path) -> str | None:

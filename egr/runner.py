@@ -29,7 +29,7 @@ from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import baseline_record, run_baseline
 from egr.baselines.haddock import PROTOCOLS as HADDOCK_PROTOCOLS
-from egr.io import atomic_write_json, file_sha256
+from egr.io import atomic_write_json, file_sha256, one_line
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
 from egr.select import RULES as SELECT_RULES
@@ -52,8 +52,6 @@ class DecoyInput:
 
 class InputError(ValueError):
     """The run as a whole cannot start (no decoys, a malformed samplesheet, unknown refiner): bad usage."""
-
-
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ def _prepare(item: DecoyInput, outdir: Path, prep: PrepOptions):
     except IngestError as exc:
         return None, exc.reason
     except Exception as exc:  # any step failure belongs to this decoy alone
-        return None, _one_line(exc)
+        return None, one_line(exc)
 
 
 def _worker_init() -> None:
@@ -255,7 +253,7 @@ def _report(outdir: Path, multiqc: bool) -> None:
         if outputs.note:
             print(f"egr: {outputs.note}", file=sys.stderr)
     except Exception as exc:
-        print(f"egr: warning: report not written: {_one_line(exc)}", file=sys.stderr)
+        print(f"egr: warning: report not written: {one_line(exc)}", file=sys.stderr)
 
 
 def _load_model(options: RunOptions):
@@ -368,16 +366,18 @@ def _select_all(live: list[DecoyInput], methods: tuple[str, ...], options: RunOp
                 model_info: ModelInfo):
     """``--select``: each live decoy's choice among its structures (egr.select), in this process, where
     the model is; the model loads only when some decoy's earlier choice cannot be reused. Returns it."""
-    from egr.select import reusable_selection, select_best_predicted
+    from egr.select import candidate_files, reusable_selection, select_best_predicted
 
     outdir = Path(options.outdir)
     backend, msms = options.prep.surface_backend, options.prep.msms
     for item in live:
-        if options.resume and reusable_selection(outdir, item.id, methods, model_info.sha256, backend):
+        files = candidate_files(outdir, item.id, methods)  # hashed once, for the resume check and the record
+        if options.resume and reusable_selection(outdir, item.id, files, model_info.sha256, backend):
             continue
         if model is None:
             model = _load_model(options)
-        select_best_predicted(outdir, item.id, methods, model, options.device, backend, msms, model_info.sha256)
+        select_best_predicted(outdir, item.id, methods, model, options.device, backend, msms, model_info.sha256,
+                              files)
     return model
 
 
@@ -402,13 +402,8 @@ def _refine_each(bundles: list, model, model_info: ModelInfo, options: RunOption
         return refine_bundles(bundles, model, options.device, options.batch_size, model_info.gate_margin)
     except Exception as exc:
         if len(bundles) == 1:
-            return [f"refinement failed: {_one_line(exc)}"]
+            return [f"refinement failed: {one_line(exc)}"]
     return [outcome for bundle in bundles for outcome in _refine_each([bundle], model, model_info, options)]
-
-
-def _one_line(exc: BaseException) -> str:
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
 def _fail(item: DecoyInput, outdir: Path, reason: str, record: dict) -> str:

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from egr import layout
-from egr.io import atomic_write_json, file_sha256
+from egr.io import atomic_write_json, file_sha256, one_line
 
 BEST_PREDICTED = "best-predicted"  # the one rule so far
 RULES = ("none", BEST_PREDICTED)  # --select
@@ -37,16 +37,17 @@ def candidate_files(outdir: Path | str, decoy_id: str, methods: tuple[str, ...])
     return {m: file_sha256(layout.structure(outdir, decoy_id, m)) for m in methods}
 
 
-def reusable_selection(outdir: Path | str, decoy_id: str, methods: tuple[str, ...], model_sha256: str | None,
+def reusable_selection(outdir: Path | str, decoy_id: str, files: dict[str, str | None], model_sha256: str | None,
                        surface_backend: str) -> dict | None:
-    """The earlier ``<id>_selection.json`` if it still holds for these candidates, model and backend."""
+    """The earlier ``<id>_selection.json`` if it still holds for these candidate files
+    (:func:`candidate_files`), model and backend."""
     try:
         earlier = json.loads(layout.selection_json(outdir, decoy_id).read_text())
     except (OSError, ValueError):
         return None
     if (earlier.get("rule") == BEST_PREDICTED and earlier.get("model_sha256") == model_sha256
             and earlier.get("surface_backend") == surface_backend
-            and earlier.get("files") == candidate_files(outdir, decoy_id, methods)):
+            and earlier.get("files") == files):
         return earlier
     return None
 
@@ -74,11 +75,12 @@ def predicted_dockq(path: Path, model, device: str, surface_backend: str, msms: 
 
 
 def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str, ...], model, device: str,
-                          surface_backend: str, msms: str | None = None, model_sha256: str | None = None) -> dict:
+                          surface_backend: str, msms: str | None = None, model_sha256: str | None = None,
+                          files: dict[str, str | None] | None = None) -> dict:
     """Score each candidate of ``methods`` (``decoy`` first), choose the highest predicted DockQ (ties: the
-    earlier) and write ``<id>_selection.json``; returns the record. ``selected`` is None when no candidate
-    could be scored."""
-    files = candidate_files(outdir, decoy_id, methods)
+    earlier) and write ``<id>_selection.json``; returns the record. ``files``: the candidates'
+    :func:`candidate_files`, where the caller has them. ``selected`` is None when no candidate could be scored."""
+    files = files if files is not None else candidate_files(outdir, decoy_id, methods)
     candidates: dict[str, float] = {}
     missing: dict[str, str] = {}
     for method in methods:
@@ -89,8 +91,7 @@ def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str,
         try:
             value = predicted_dockq(path, model, device, surface_backend, msms)
         except Exception as exc:  # an unreadable candidate is not a candidate; the others still compete
-            lines = str(exc).strip().splitlines()
-            missing[method] = f"not scored: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
+            missing[method] = f"not scored: {one_line(exc)}"
             continue
         if value is None:
             missing[method] = "no docking estimate (fewer than two chains)"
