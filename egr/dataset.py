@@ -47,7 +47,7 @@ from egr.graph import featurize, load_graph, save_graph
 from egr.io import atomic_write_bytes, atomic_write_text
 from egr.metrics import (LDDT_INCLUSION_RADIUS, LDDT_THRESHOLDS, Residue, ResidueCorrespondence, dockq_scores,
                          lddt_ca, residue_correspondence)
-from egr.structure import Complex, read_decoy, sanitize_id, write_pdb
+from egr.structure import Complex, kabsch, read_decoy, sanitize_id, write_pdb
 from egr.surface import compute_surface
 
 TARGETS_FORMAT = "egr-train-targets/1"
@@ -132,16 +132,6 @@ def find_pairs(root: Path, sets: Sequence[str]) -> list[DecoyPair]:
             for decoy in sorted((target_dir / "decoys").glob("*")):
                 pairs.append(DecoyPair(set_name, target_dir.name, sanitize_id(decoy), decoy, natives[0]))
     return pairs
-
-
-def kabsch(mobile: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation R (3, 3) and translation t (3,) minimising ‖mobile @ Rᵀ + t − reference‖ (both (m, 3) Å)."""
-    mobile_centre, reference_centre = mobile.mean(0), reference.mean(0)
-    h = (mobile - mobile_centre).T @ (reference - reference_centre)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T))  # no reflections
-    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    return rotation, reference_centre - mobile_centre @ rotation.T
 
 
 def _lookup(keys: np.ndarray, table: np.ndarray) -> np.ndarray:

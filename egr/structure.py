@@ -517,3 +517,13 @@ def write_pdb(complex_: Complex, path: Path, b_factors: np.ndarray | None = None
               remarks: list[str] | None = None) -> None:
     """Write the complex to ``path`` atomically."""
     atomic_write_text(path, format_pdb(complex_, b_factors, remarks))
+
+
+def kabsch(mobile: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R (3, 3) and translation t (3,) minimising ‖mobile @ Rᵀ + t − reference‖ (both (m, 3) Å)."""
+    mobile_centre, reference_centre = mobile.mean(0), reference.mean(0)
+    h = (mobile - mobile_centre).T @ (reference - reference_centre)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(vt.T @ u.T))  # no reflections
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return rotation, reference_centre - mobile_centre @ rotation.T

@@ -80,7 +80,7 @@ from typing import Any
 import gemmi
 import numpy as np
 
-from egr.structure import Complex
+from egr.structure import Complex, kabsch
 
 from .common import BaselineError, Refined, last_line, refined_from_structure, sanitised_pdb, segments
 
@@ -399,14 +399,20 @@ def scoring_config(nemsteps: int = 50) -> str:
     ])
 
 
+def _components(decoy: Complex) -> int:
+    """The decoy's chain segments, each a HADDOCK component; BaselineError above what HADDOCK3 takes."""
+    n_segments = int(segments(decoy)[-1]) + 1
+    if n_segments > MAX_COMPONENTS:
+        raise BaselineError(f"{n_segments} chain segments; HADDOCK3 takes at most {MAX_COMPONENTS}")
+    return n_segments
+
+
 def haddock_score(decoy: Complex, workdir: Path, *, nemsteps: int = 50, haddock3: str | Path | None = None,
                   timeout_s: float = 600.0) -> dict[str, Any]:
     """HADDOCK's score of ``decoy`` as one complex (lower is better), the reference ranker beside EGR's
     predicted DockQ (``egr haddock-score``): :func:`read_model_header` of emscoring's model, plus
     ``haddock_s`` (haddock3's wall time, s). Raises BaselineError with a one-line reason."""
-    n_segments = int(segments(decoy)[-1]) + 1
-    if n_segments > MAX_COMPONENTS:
-        raise BaselineError(f"{n_segments} chain segments; HADDOCK3 takes at most {MAX_COMPONENTS}")
+    _components(decoy)
     run_dir, returncode, seconds = _run_haddock3(sanitised_pdb(decoy), workdir, scoring_config(nemsteps),
                                                  "emscoring", haddock3, timeout_s)
     model = run_dir / "1_emscoring" / "emscoring_1.pdb"
@@ -441,12 +447,7 @@ def _heavy_protein_atoms(path: Path) -> tuple[gemmi.Structure, list[tuple[str, i
 def rigid_fit(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Least-squares rigid motion (Kabsch, no reflection) taking ``mobile`` (N, 3) onto ``target`` (N, 3):
     ``(R, t, rmsd)`` with ``target ≈ mobile @ R.T + t``; RMSD in Å."""
-    mobile_centre, target_centre = mobile.mean(axis=0), target.mean(axis=0)
-    h = (mobile - mobile_centre).T @ (target - target_centre)
-    u, _, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(vt.T @ u.T))
-    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
-    translation = target_centre - mobile_centre @ rotation.T
+    rotation, translation = kabsch(mobile, target)
     fitted = mobile @ rotation.T + translation
     return rotation, translation, float(np.sqrt(np.mean(np.sum((fitted - target) ** 2, axis=1))))
 
@@ -462,11 +463,7 @@ def model_in_input_frame(output: RunOutput, out_pdb: Path) -> float:
     if rmsd > RIGID_FIT_TOLERANCE_A:
         raise BaselineError(f"emscoring moved atoms relative to each other ({rmsd:.3f} Å): cannot restore the frame")
     structure, _, _ = _heavy_protein_atoms(output.refined_model)
-    for chain in structure[0]:
-        for residue in chain:
-            for atom in residue:
-                moved = rotation @ np.array(atom.pos.tolist()) + translation
-                atom.pos = gemmi.Position(*moved.tolist())
+    structure[0].transform_pos_and_adp(gemmi.Transform(gemmi.Mat33(rotation.tolist()), gemmi.Vec3(*translation)))
     structure.write_pdb(str(out_pdb))
     return rmsd
 
@@ -523,9 +520,7 @@ def refine(
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    n_segments = int(segments(decoy)[-1]) + 1
-    if n_segments > MAX_COMPONENTS:
-        raise BaselineError(f"{n_segments} chain segments; HADDOCK3 takes at most {MAX_COMPONENTS}")
+    n_segments = _components(decoy)
     output = run_protocol(sanitised_pdb(decoy), workdir, protocol, haddock3=haddock3, timeout_s=timeout_s)
     before = read_model_header(output.scoring_model.read_text())
     after = read_model_header(output.refined_model.read_text())
