@@ -22,6 +22,8 @@ features stay invariant to rotation and translation.
 
 from __future__ import annotations
 
+import copy
+
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,6 +198,12 @@ class GraphBundle:
     def schema(self) -> GraphSchema:
         """The feature layout of :attr:`graph`."""
         return GRAPH_SCHEMAS[self.kind]
+
+
+def surface_proximity(graph: Data, schema: GraphSchema = ALL_ATOM_SCHEMA) -> np.ndarray:
+    """(n,) float64 per-node surface proximity of ``graph`` (all-atom by default): what the docking head's
+    crop graphs are built with."""
+    return schema.node_feature(graph.x, "surface").double().numpy()
 
 
 def knn_edges(pos: np.ndarray, k: int = K_NEIGHBOURS) -> np.ndarray:
@@ -480,7 +488,7 @@ def docking_input_moved(original: DockingInput, moved: Complex) -> DockingInput:
     changes out of the gate's comparison."""
     import torch
 
-    graph = original.graph.clone()
+    graph = copy.copy(original.graph)  # shallow: only pos is replaced, the other tensors are shared
     graph.pos = torch.from_numpy(np.asarray(moved.coords[original.atoms], dtype=np.float32))
     physics = torch.from_numpy(crop_physics(moved, original.pairs))
     return DockingInput(graph, original.pool_node, original.pool_interface, physics, original.pairs, original.atoms)

@@ -98,7 +98,7 @@ def interface_crop(c: Complex) -> InterfaceCrop:
         raise ValueError("the docking-quality head needs at least two chains")
     usable = c.atom_names != "OXT"
     rows_of = [np.flatnonzero(usable & (c.chain_index == k)) for k in range(n_chains)]
-    physics = interface_physics(_without_oxt(c))
+    physics = interface_physics(subset(c, np.flatnonzero(usable)))  # OXT-free, like the crop
     all_pairs = [(a, b) for a in range(n_chains) for b in range(a + 1, n_chains)]
     pairs = [(a, b) for a, b in all_pairs if physics.contacts[a, b] > 0] or all_pairs
     trees = [cKDTree(c.coords[rows]) for rows in rows_of]
@@ -109,7 +109,8 @@ def interface_crop(c: Complex) -> InterfaceCrop:
 
     # crop: whole residues with an atom within CROP_RADIUS of a partner of a chosen interface
     closeness = np.full(c.n_atoms, np.inf)
-    partner = chosen_pair[c.chain_index[atom], other]
+    atom_chain = c.chain_index[atom]
+    partner = chosen_pair[atom_chain, other]
     np.minimum.at(closeness, atom[partner], dist[partner])
     residue_close = np.full(c.n_residues, np.inf)
     np.minimum.at(residue_close, c.residue_index, closeness)
@@ -124,7 +125,7 @@ def interface_crop(c: Complex) -> InterfaceCrop:
     for a, b in pairs:
         sides = []
         for x, y in ((a, b), (b, a)):
-            near = (other == y) & (c.chain_index[atom] == x) & (dist < POOL_RADIUS)
+            near = (other == y) & (atom_chain == x) & (dist < POOL_RADIUS)
             chosen = np.sort(atom[near])
             if len(chosen) < MIN_POOL_ATOMS:
                 d = distances_to(y, rows_of[x])

@@ -28,7 +28,7 @@ from torch_geometric.data import Batch, Data
 from egr import __version__
 from egr.gate import decide
 from egr.graph import (GRAPH_SCHEMAS, DockingInput, GraphBundle, LayoutError, batch_docking, docking_input,
-                       docking_input_moved)
+                       docking_input_moved, surface_proximity)
 from egr.io import atomic_write_json, atomic_write_text
 from egr.layout import plddt_csv, refined_pdb, scores_json
 from egr.model import EGR
@@ -146,7 +146,7 @@ def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torc
             pos, qa, qa_input = model.forward_with_input_pass(*inputs)
     refinement = _to_refinement(bundle, pos.double().cpu().numpy(), qa.double().cpu().numpy(), 0.0)
     if bundle.kind == "all_atom":
-        proximity = bundle.schema.node_feature(bundle.graph.x, "surface").double().numpy()
+        proximity = surface_proximity(bundle.graph, bundle.schema)
         before, after = predict_refinement_docking(model, bundle.complex, refinement.coords, proximity, device)
     else:
         before = after = DockingEstimate(None, {})

@@ -74,7 +74,7 @@ from torch import Tensor, nn
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
 from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
-from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize
+from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize, surface_proximity
 from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
@@ -231,11 +231,6 @@ class DockingFamily:
         return [int(stratum[int(p * len(stratum))]) for stratum, p in zip(strata, picks)]
 
 
-def _proximity(graph) -> np.ndarray:
-    """(n,) per-atom surface proximity of an all-atom graph (the crop graphs of the docking head need it)."""
-    return ALL_ATOM_SCHEMA.node_feature(graph.x, "surface").double().numpy()
-
-
 def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
     """One family per target with at least two prepared decoys among ``rows``."""
     by_target: dict[tuple[str, str], list[dict]] = {}
@@ -248,7 +243,7 @@ def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
         examples = [load_example(cache, row) for row in members]
         families.append(DockingFamily(
             key=f"{set_name}/{target}", dockq=np.array([e.dockq for e in examples]),
-            proximity=[_proximity(e.graph) for e in examples],
+            proximity=[surface_proximity(e.graph) for e in examples],
             decoys=tuple(e.complex for e in examples)))
     return families
 
@@ -327,7 +322,7 @@ def rigid_perturbation(example: Example, cfg: TrainConfig, generator: torch.Gene
     centre = coords[members].mean(0)
     coords[members] = (coords[members] - centre) @ rotation.T + centre + shift * direction.numpy() / np.linalg.norm(direction.numpy())
     moved = c.with_coords(coords)
-    proximity = _proximity(example.graph)
+    proximity = surface_proximity(example.graph)
     bundle = featurize(example.meta["decoy_id"], moved, proximity, np.full(c.n_atoms, "n/a"))
     return replace(example, graph=bundle.graph, complex=moved)
 
@@ -429,7 +424,7 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
     docking_in, docking_out = predict_refinement_docking(model, example.complex, refined_complex.coords,
-                                                         _proximity(example.graph), device)
+                                                         surface_proximity(example.graph), device)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
