@@ -109,13 +109,13 @@ def sidecar_schema(sidecar: dict, weights: Path | str = "weights") -> GraphSchem
     return schema
 
 
-def _model_info(weights: Path, sidecar: dict, gate: bool) -> ModelInfo:
+def _model_info(weights: Path, sidecar: dict, gate: bool, schema: GraphSchema) -> ModelInfo:
     return ModelInfo(
         path=str(weights),
         sha256=file_sha256(weights),
         trained=bool(sidecar.get("trained", False)),
         description=str(sidecar.get("description", "")),
-        kind=sidecar_schema(sidecar, weights).kind,
+        kind=schema.kind,
         gate_margin=stored_margin(sidecar) if gate else None,
     )
 
@@ -123,7 +123,8 @@ def _model_info(weights: Path, sidecar: dict, gate: bool) -> ModelInfo:
 def read_model_info(weights: Path | None = None, gate: bool = True) -> ModelInfo:
     """Provenance of ``weights`` (default: the shipped model) as :func:`load_model` reports it, from the
     file's hash and its JSON sidecar, without importing torch."""
-    return _model_info(*_read_sidecar(weights), gate)
+    weights, sidecar = _read_sidecar(weights)
+    return _model_info(weights, sidecar, gate, sidecar_schema(sidecar, weights))
 
 
 def load_model(weights: Path | None = None, device: str | torch.device = "cpu",
@@ -135,10 +136,11 @@ def load_model(weights: Path | None = None, device: str | torch.device = "cpu",
     from egr.model import EGR, EGRConfig
 
     weights, sidecar = _read_sidecar(weights)
-    model = EGR(EGRConfig(**sidecar["config"]), schema=sidecar_schema(sidecar, weights))
+    schema = sidecar_schema(sidecar, weights)  # read and checked once, for the model and its provenance
+    model = EGR(EGRConfig(**sidecar["config"]), schema=schema)
     model.load_state_dict(load_file(str(weights)), strict=True)
     model.to(device).eval()
-    return model, _model_info(weights, sidecar, gate)
+    return model, _model_info(weights, sidecar, gate, schema)
 
 
 def check_device(device: str) -> None:
