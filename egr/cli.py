@@ -412,8 +412,7 @@ def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None, refin
     from egr.baselines import baseline_command
 
     # the method's own options (its registry entry's run_options, as `egr run` passes them); others are ignored
-    entry = layout.REGISTRY[method]
-    options = {keyword: run_options[name] for name, keyword in entry.run_options if name in run_options}
+    options = layout.REGISTRY[method].refine_options(run_options)
     result = baseline_command(method, decoy, outdir, decoy_id, refiner_timeout, **options)
     if result.status != "ok":
         click.echo(f"egr: {method} {result.status}: {decoy}: {result.reason}", err=True)

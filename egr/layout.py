@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 # ------------------------------------------------------------------------------------------------
 # Per-decoy files
@@ -169,6 +169,11 @@ class Method:
         if self.check is None:
             return True, ""
         return _resolve(self.check)(**location)
+
+    def refine_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The refine function's keyword options that ``values`` (option values by their ``egr run`` name)
+        set, through :attr:`run_options`; names it does not map are ignored."""
+        return {keyword: values[name] for name, keyword in self.run_options if name in values}
 
     def check_function(self) -> Callable[..., tuple[bool, str]]:
         if self.check is None:

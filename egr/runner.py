@@ -337,7 +337,7 @@ def refiner_options(method: str, options: RunOptions) -> dict:
     """The keyword options of ``method``'s refine function that the run's options set (its registry
     entry's ``run_options``: e.g. ``--haddock-protocol`` → ``protocol``)."""
     entry = layout.method(method)
-    return {keyword: getattr(options, name) for name, keyword in (entry.run_options if entry else ())}
+    return entry.refine_options(vars(options)) if entry else {}
 
 
 def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool, refine_options: dict,
