@@ -34,7 +34,6 @@ import io
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from torch_geometric.data import Data
 
 from egr.graph import featurize, load_graph, save_graph
 from egr.io import atomic_write_bytes, atomic_write_text
+from egr.jobs import run_jobs
 from egr.metrics import (LDDT_INCLUSION_RADIUS, LDDT_THRESHOLDS, Residue, ResidueCorrespondence, dockq_scores,
                          lddt_ca, residue_correspondence)
 from egr.structure import Complex, kabsch, read_decoy, sanitize_id, write_pdb
@@ -347,32 +347,18 @@ def prepare(root: Path, sets: Sequence[str], cache: Path, surface_backend: str =
     done = {k: r for k, r in done.items() if (cache / r["graph"]).is_file() and (cache / r["targets"]).is_file()}
     todo = [p for p in find_pairs(root, sets) if (p.set_name, p.decoy_id) not in done]
     rows, failures = list(done.values()), []
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Serial() as pool:
-        for pair, result in zip(todo, pool.map(_prepare_or_reason, [(p, cache, surface_backend) for p in todo])):
-            if isinstance(result, str):
-                failures.append(result)
-            else:
-                rows.append(result)
-            if progress is not None:
-                progress(result if isinstance(result, str) else f"{pair.set_name}/{pair.decoy_id} ok")
-            write_index(rows, cache)  # after every decoy, so an interrupted run resumes where it stopped
+    jobs = [(p, cache, surface_backend) for p in todo]
+    for (pair, _, _), result in run_jobs(_prepare_or_reason, jobs, workers):
+        if isinstance(result, str):
+            failures.append(result)
+        else:
+            rows.append(result)
+        if progress is not None:
+            progress(result if isinstance(result, str) else f"{pair.set_name}/{pair.decoy_id} ok")
+        write_index(rows, cache)  # after every decoy, so an interrupted run resumes where it stopped
     rows.sort(key=lambda r: (r["set"], r["target"], r["decoy_id"]))
     write_index(rows, cache)
     return rows, failures
-
-
-class _Serial:
-    """Stand-in for a process pool with one worker (keeps tracebacks and profiling in-process)."""
-
-    def __enter__(self) -> "_Serial":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    @staticmethod
-    def map(function, items):
-        return map(function, items)
 
 
 def write_index(rows: Sequence[dict], cache: Path) -> None:

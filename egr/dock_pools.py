@@ -61,9 +61,9 @@ import numpy as np
 
 from egr.interface import subset
 from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
+from egr.jobs import run_jobs
 from egr.poses import (CAPRI_THRESHOLDS, CLASS_NAMES, BaseJob, DockQLabeller, TargetBase, _derive_seed, apply_pose,
-                       capri_class, default_ligand_chain, ligand_mask, plan_jobs, quaternion_to_matrix,
-                       run_jobs)
+                       capri_class, default_ligand_chain, ligand_mask, plan_jobs, quaternion_to_matrix)
 from egr.structure import Complex, read_decoy, write_pdb
 
 POOL_FORMAT = "egr-dock-pool/1"

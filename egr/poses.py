@@ -109,8 +109,7 @@ import json
 import math
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -120,6 +119,7 @@ from scipy.spatial import cKDTree
 
 from egr.evaluate import CAPRI_CLASSES
 from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
+from egr.jobs import run_jobs
 from egr.physics import CLASH_CUTOFF, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
 
@@ -1008,16 +1008,6 @@ class TargetBase:
         """This base's row of ``skipped.tsv``."""
         return {"set": self.set_name, "target": self.target, "base_id": self.base_id, "split": self.split,
                 "reason": reason}
-
-
-def run_jobs(function: Callable, jobs: Sequence, workers: int) -> Iterator[tuple]:
-    """(job, function(job)) for each job in order, in a pool of ``workers`` processes when more than one."""
-    if workers <= 1:
-        for job in jobs:
-            yield job, function(job)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from zip(jobs, pool.map(function, jobs))
 
 
 @dataclass(frozen=True)
