@@ -35,7 +35,8 @@ workflow {
             PIPELINE_INITIALISATION.out.samples,
             ch_weights,
             params.refiners.tokenize(','),
-            params.batch_size
+            params.batch_size,
+            params.select
         )
     }
 

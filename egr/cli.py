@@ -51,12 +51,6 @@ class RegistryChoice(click.Choice):
 
 MSMS = click.option("--msms", type=click.Path(), callback=lambda ctx, param, value: value or None,
                     help="Path to an MSMS executable.")  # a str, as PrepOptions.msms; "" = not given
-# the choices of egr.baselines.haddock.PROTOCOLS, spelled here so that `egr --help` does not import it
-# (tests/test_haddock.py checks that the two agree)
-HADDOCK_PROTOCOL = click.option("--haddock-protocol", "haddock_protocol", type=click.Choice(["emref", "mdref"]),
-                                default="emref", show_default=True,
-                                help="HADDOCK3 refinement for the haddock refiner: emref (energy minimisation) or "
-                                     "mdref (short MD in explicit water), no restraints.")
 REFINER_TIMEOUT = click.option(
     "--refiner-timeout", "refiner_timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
     help="Wall-time limit of each comparison refiner on each decoy; past it the run is killed and that cell "
@@ -311,7 +305,6 @@ def refine(graphs: tuple[Path, ...], outdir: Path, weights: Path | None, device:
 @click.option("--no-multiqc", "multiqc", is_flag=True, flag_value=False, default=True,
               help="Write the MultiQC custom content but do not run MultiQC.")
 @NO_GATE
-@HADDOCK_PROTOCOL
 @REFINER_TIMEOUT
 @click.option("--select", "select", type=click.Choice(SELECT_RULES), default="none", show_default=True,
               help="best-predicted: per decoy, keep whichever of the input, EGR's and the comparison refiners' "
@@ -401,22 +394,62 @@ def score(models: tuple[Path, ...], native: Path, as_json: bool, mapping: str | 
 @click.argument("decoy", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--outdir", type=click.Path(path_type=Path), required=True)
 @click.option("--id", "decoy_id", help="Decoy ID (default: the sanitised file name).")
-@HADDOCK_PROTOCOL
 @REFINER_TIMEOUT
-def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None, refiner_timeout: float | None,
-             **run_options: object) -> None:
+def baseline(method: str, decoy: Path, outdir: Path, decoy_id: str | None, refiner_timeout: float | None) -> None:
     """Refine DECOY with a comparison refiner: writes <id>_<method>.pdb and <id>_<method>.json.
 
     Exit status 0 when refined or skipped (program not installed; the reason is printed), 1 when failed.
     """
     from egr.baselines import baseline_command
 
-    # the method's own options (its registry entry's run_options, as `egr run` passes them); others are ignored
-    options = layout.REGISTRY[method].refine_options(run_options)
+    options = layout.REGISTRY[method].refine_options()  # as `egr run` passes them
     result = baseline_command(method, decoy, outdir, decoy_id, refiner_timeout, **options)
     if result.status != "ok":
         click.echo(f"egr: {method} {result.status}: {decoy}: {result.reason}", err=True)
     sys.exit(1 if result.status == "failed" else 0)
+
+
+@main.command()
+@click.argument("files", metavar="FILE...", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--outdir", type=click.Path(path_type=Path), required=True)
+@click.option("--id", "decoy_id", required=True, help="The decoy ID of the FILEs.")
+@click.option("--surface-backend", type=SURFACE_BACKENDS, default="auto", show_default=True)
+@MSMS
+@WEIGHTS
+@DEVICE
+def select(files: tuple[Path, ...], outdir: Path, decoy_id: str, surface_backend: str, msms: str | None,
+           weights: Path | None, device: str) -> None:
+    """Keep the structure of one decoy that EGR predicts best (egr run --select best-predicted): writes
+    OUTDIR/<id>/<id>_selection.json.
+
+    FILEs are the decoy's structures and its refiners' records, named as egr run names them
+    (<id>_clean.pdb, <id>_refined.pdb, <id>_<refiner>.pdb and .json); a refiner with a record but no
+    structure is listed as missing, with its reason. Files outside OUTDIR/<id>/ are linked into it.
+    """
+    from egr.select import select_best_predicted
+    from egr.weights import load_model
+
+    methods = {}
+    for path in files:
+        method = layout.method_of(decoy_id, path) or next(
+            (m for m in layout.baseline_methods() if path.name == layout.method_record(outdir, decoy_id, m).name), None)
+        if method is None:
+            raise click.UsageError(f"{path}: not named like a structure or refiner record of decoy {decoy_id}")
+        methods.setdefault(method, []).append(path)
+    if "decoy" not in methods:
+        raise click.UsageError(f"the input decoy {decoy_id}{layout.CLEAN_PDB} is a candidate and must be given")
+    folder = layout.decoy_dir(outdir, decoy_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        linked = folder / path.name
+        if not (linked.exists() and linked.samefile(path)):
+            linked.unlink(missing_ok=True)
+            linked.symlink_to(path.resolve())
+    model, info = load_model(weights, device)
+    record = select_best_predicted(outdir, decoy_id, tuple(m for m in layout.REGISTRY if m in methods), model, device,
+                                   surface_backend, msms, info.sha256)
+    click.echo(f"egr: {decoy_id}: selected {record['selected']}", err=True)
 
 
 def _no_decoys(results: Path, staged: bool) -> str | None:

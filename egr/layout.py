@@ -24,7 +24,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 # ------------------------------------------------------------------------------------------------
 # Per-decoy files
@@ -144,8 +144,9 @@ class Method:
     ``check`` and ``refine`` name a comparison refiner's adapter (``module:function``): the availability
     check ``check(**location) -> (ok, reason)`` and ``refine(decoy, [workdir,] **options)``; ``scratch``
     says whether ``refine`` takes a scratch folder. ``nf_module`` is its folder under modules/local.
-    ``run_options`` maps fields of ``egr run``'s options (egr.runner.RunOptions, one command-line option
-    each) to the keyword of ``refine`` they set, e.g. ``(("haddock_protocol", "protocol"),)``.
+    ``options`` are keyword options that ``refine`` always gets for this method, e.g.
+    ``(("protocol", "emref"),)``: one program run two ways is two methods, so that both can be scored side
+    by side in one run.
     """
 
     name: str
@@ -157,7 +158,7 @@ class Method:
     refine: str | None = None
     scratch: bool = False
     nf_module: str | None = None
-    run_options: tuple[tuple[str, str], ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_baseline(self) -> bool:
@@ -170,10 +171,9 @@ class Method:
             return True, ""
         return _resolve(self.check)(**location)
 
-    def refine_options(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The refine function's keyword options that ``values`` (option values by their ``egr run`` name)
-        set, through :attr:`run_options`; names it does not map are ignored."""
-        return {keyword: values[name] for name, keyword in self.run_options if name in values}
+    def refine_options(self) -> dict[str, Any]:
+        """The keyword options of :attr:`refine` for this method (:attr:`options`)."""
+        return dict(self.options)
 
     def check_function(self) -> Callable[..., tuple[bool, str]]:
         if self.check is None:
@@ -198,9 +198,12 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("galaxy", "GalaxyRefineComplex", "Galaxy", "#9333ea", "_galaxy.pdb",
            check="egr.baselines.galaxy:available", refine="egr.baselines.galaxy:refine",
            scratch=True, nf_module="galaxyrefinecomplex"),
-    Method("haddock", "HADDOCK3 refinement", "HADDOCK", "#0f766e", "_haddock.pdb",
+    Method("haddock_emref", "HADDOCK3 emref", "HD emref", "#0f766e", "_haddock_emref.pdb",
            check="egr.baselines.haddock:available", refine="egr.baselines.haddock:refine",
-           scratch=True, nf_module="haddock_refine", run_options=(("haddock_protocol", "protocol"),)),
+           scratch=True, nf_module="haddock_refine", options=(("protocol", "emref"),)),
+    Method("haddock_mdref", "HADDOCK3 mdref", "HD mdref", "#65a30d", "_haddock_mdref.pdb",
+           check="egr.baselines.haddock:available", refine="egr.baselines.haddock:refine",
+           scratch=True, nf_module="haddock_refine", options=(("protocol", "mdref"),)),
 )}
 
 

@@ -28,7 +28,6 @@ from tqdm import tqdm
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import baseline_record, run_baseline
-from egr.baselines.haddock import PROTOCOLS as HADDOCK_PROTOCOLS
 from egr.io import atomic_write_json, file_sha256, one_line
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
@@ -69,7 +68,6 @@ class RunOptions:
     report: bool = True  # report.html and MultiQC custom content at the end
     multiqc: bool = True  # also run MultiQC on them, where it is installed
     gate: bool = True  # the never-worse gate of the weights (egr.gate); False writes the raw refinement
-    haddock_protocol: str = "emref"  # --refiners haddock: emref or mdref (egr.baselines.haddock)
     refiner_timeout: float | None = None  # seconds per comparison-refiner run on one decoy; None: no limit
     select: str = "none"  # none | best-predicted: per decoy, the structure EGR predicts best (egr.select)
 
@@ -80,9 +78,6 @@ class RunOptions:
             raise InputError(f"unknown refiner {', '.join(map(repr, unknown))}; choose from {', '.join(known)}")
         if self.refiner_timeout is not None and not self.refiner_timeout > 0:
             raise InputError(f"refiner timeout must be positive seconds, got {self.refiner_timeout!r}")
-        if self.haddock_protocol not in HADDOCK_PROTOCOLS:
-            raise InputError(f"unknown HADDOCK3 protocol {self.haddock_protocol!r}; "
-                             f"choose from {', '.join(HADDOCK_PROTOCOLS)}")
         if self.select not in SELECT_RULES:
             raise InputError(f"unknown selection rule {self.select!r}; choose from {', '.join(SELECT_RULES)}")
 
@@ -213,7 +208,8 @@ def run(inputs: list[DecoyInput], options: RunOptions) -> list[dict]:
                                                                        len(inputs))
         live = [item for item in inputs if status[item.id] != "failed"]
         baselines = [m for m in layout.baseline_methods() if m in options.refiners]
-        tasks = [(item, outdir, method, options.resume, refiner_options(method, options), options.refiner_timeout)
+        tasks = [(item, outdir, method, options.resume, layout.REGISTRY[method].refine_options(),
+                  options.refiner_timeout)
                  for item in live for method in baselines]
         list(_map(pool, _baseline, tasks))
         # One task per decoy: its structures are scored in order, the decoy's mapping first.
@@ -331,13 +327,6 @@ def _refine_all(todo: list[DecoyInput], options: RunOptions, model, model_info: 
     flush()
     bar.close()
     return rows
-
-
-def refiner_options(method: str, options: RunOptions) -> dict:
-    """The keyword options of ``method``'s refine function that the run's options set (its registry
-    entry's ``run_options``: e.g. ``--haddock-protocol`` → ``protocol``)."""
-    entry = layout.method(method)
-    return entry.refine_options(vars(options)) if entry else {}
 
 
 def _baseline(item: DecoyInput, outdir: Path, method: str, resume: bool, refine_options: dict,

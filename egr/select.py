@@ -13,11 +13,14 @@ The choice is written to ``<id>_selection.json``::
 
     {"rule": "best-predicted", "selected": "openmm",
      "candidates": {"decoy": 0.71, "egr": 0.71, "openmm": 0.74},
-     "missing": {"haddock": "failed: ..."},
-     "files": {"decoy": "<sha256>", ...}, "model_sha256": "...", "surface_backend": "builtin"}
+     "missing": {"haddock_mdref": "failed: ..."},
+     "files": {"decoy": "<sha256>", ...}, "model_sha256": "...", "surface_backend": "auto",
+     "surface_used": {"decoy": "msms", "egr": "msms", "openmm": "msms"}}
 
-A record is reused (resume) when the rule, the model, the surface backend and the bytes of every
-candidate file (absent ones included) are those it recorded.
+``surface_backend`` is the run's option; ``surface_used`` is what each candidate's surface came from
+(``msms``, ``builtin``, or ``msms+builtin`` where MSMS failed on some chain and the built-in surface
+stood in, which ``auto`` allows). A record is reused (resume) when the rule, the model, the surface
+backend and the bytes of every candidate file (absent ones included) are those it recorded.
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ def _missing_reason(outdir: Path | str, decoy_id: str, method: str) -> str:
     return f"{record.get('status', 'no structure')}: {reason}"
 
 
-def predicted_dockq(path: Path, model, device: str, surface_backend: str, msms: str | None = None) -> float | None:
-    """EGR's predicted DockQ of the structure file ``path``, scored like any candidate."""
+def predicted_dockq(path: Path, model, device: str, surface_backend: str, msms: str | None = None
+                    ) -> tuple[float | None, str]:
+    """EGR's predicted DockQ of the structure file ``path``, scored like any candidate, and the surface
+    backend(s) its surface came from (``msms``, ``builtin`` or both joined by ``+``)."""
     from egr.refine import predict_docking
     from egr.structure import read_decoy
     from egr.surface import compute_surface
@@ -71,7 +76,8 @@ def predicted_dockq(path: Path, model, device: str, surface_backend: str, msms: 
     complex_, _ = read_decoy(path)
     surface = compute_surface(complex_.coords, complex_.elements, complex_.chain_ids, backend=surface_backend,
                               msms_exe=msms)
-    return predict_docking(model, [complex_], [surface.proximity], device)[0].pred_dockq
+    used = "+".join(sorted(set(surface.backend.tolist())))
+    return predict_docking(model, [complex_], [surface.proximity], device)[0].pred_dockq, used
 
 
 def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str, ...], model, device: str,
@@ -82,6 +88,7 @@ def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str,
     :func:`candidate_files`, where the caller has them. ``selected`` is None when no candidate could be scored."""
     files = files if files is not None else candidate_files(outdir, decoy_id, methods)
     candidates: dict[str, float] = {}
+    surface_used: dict[str, str] = {}
     missing: dict[str, str] = {}
     for method in methods:
         path = layout.structure(outdir, decoy_id, method)
@@ -89,7 +96,7 @@ def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str,
             missing[method] = _missing_reason(outdir, decoy_id, method)
             continue
         try:
-            value = predicted_dockq(path, model, device, surface_backend, msms)
+            value, surface_used[method] = predicted_dockq(path, model, device, surface_backend, msms)
         except Exception as exc:  # an unreadable candidate is not a candidate; the others still compete
             missing[method] = f"not scored: {one_line(exc)}"
             continue
@@ -102,6 +109,7 @@ def select_best_predicted(outdir: Path | str, decoy_id: str, methods: tuple[str,
         if selected is None or value > candidates[selected]:
             selected = method
     record = {"rule": BEST_PREDICTED, "selected": selected, "candidates": candidates, "missing": missing,
-              "files": files, "model_sha256": model_sha256, "surface_backend": surface_backend}
+              "files": files, "model_sha256": model_sha256, "surface_backend": surface_backend,
+              "surface_used": surface_used}
     atomic_write_json(layout.selection_json(outdir, decoy_id), record)
     return record

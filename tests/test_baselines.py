@@ -227,7 +227,9 @@ def test_unknown_method_or_option_is_a_programming_error(tmp_path: Path) -> None
         run_baseline("rosetta", DECOY, tmp_path / "x.pdb")
     with pytest.raises(TypeError):
         run_baseline("openmm", DECOY, tmp_path / "x.pdb", temperature=300)
-    assert METHODS == ("openmm", "modeller", "galaxy", "haddock")
+    assert METHODS == ("openmm", "modeller", "galaxy", "haddock_emref", "haddock_mdref")
+    with pytest.raises(ValueError, match="haddock_emref always runs with protocol='emref'"):
+        run_baseline("haddock_emref", DECOY, tmp_path / "x.pdb", protocol="mdref")
 
 
 def test_engine_output_with_other_residues_is_rejected(variant: Path, tmp_path: Path) -> None:

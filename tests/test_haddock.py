@@ -81,19 +81,11 @@ def _chains_of_two_residues(n_chains: int) -> str:
 # What runs (no HADDOCK3 needed)
 
 
-def test_protocol_choices_agree_everywhere() -> None:
-    from egr import cli
-    from egr.runner import RunOptions
-
-    run_option = next(p for p in cli.run.params if p.name == "haddock_protocol")
-    baseline_option = next(p for p in cli.baseline.params if p.name == "haddock_protocol")
-    assert tuple(run_option.type.choices) == tuple(baseline_option.type.choices) == haddock.PROTOCOLS
-    assert run_option.default == baseline_option.default == RunOptions(outdir=Path("x")).haddock_protocol == "emref"
-    schema = json.loads((REPO / "nextflow_schema.json").read_text())
-    (entry,) = [group["properties"]["haddock_protocol"] for group in schema["$defs"].values()
-                if "haddock_protocol" in group.get("properties", {})]
-    assert tuple(entry["enum"]) == haddock.PROTOCOLS and entry["default"] == "emref"
-    assert layout.REGISTRY["haddock"].run_options == (("haddock_protocol", "protocol"),)
+def test_each_protocol_is_a_method_of_its_own() -> None:
+    """emref and mdref are two refiners, so that one run scores both side by side."""
+    entries = [layout.REGISTRY[f"haddock_{protocol}"] for protocol in haddock.PROTOCOLS]
+    assert [entry.refine_options() for entry in entries] == [{"protocol": p} for p in haddock.PROTOCOLS]
+    assert len({entry.structure_suffix for entry in entries}) == len({entry.colour for entry in entries}) == 2
 
 
 @pytest.mark.parametrize("protocol", haddock.PROTOCOLS)
@@ -213,17 +205,22 @@ def test_more_chain_segments_than_haddock_takes_fail_before_running(tmp_path: Pa
         haddock.refine(decoy, tmp_path)
 
 
-def test_run_options_reach_the_refiner(tmp_path: Path) -> None:
-    from egr.runner import InputError, RunOptions, refiner_options
+def test_the_protocol_reaches_the_refiner_and_its_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`egr run` hands each haddock method its protocol, and the record keeps it (resume compares it)."""
+    from egr import runner
 
-    options = RunOptions(outdir=tmp_path, refiners=("egr", "haddock"), haddock_protocol="mdref")
-    assert refiner_options("haddock", options) == {"protocol": "mdref"}
-    assert refiner_options("openmm", options) == {}
-    with pytest.raises(InputError, match="unknown HADDOCK3 protocol 'itw'"):
-        RunOptions(outdir=tmp_path, haddock_protocol="itw")
-    refused = CliRunner().invoke(main, ["baseline", "haddock", str(DECOY), "--outdir", str(tmp_path),
-                                        "--haddock-protocol", "itw"])
-    assert refused.exit_code == 2 and "'itw' is not one of 'emref', 'mdref'" in refused.output, refused.output
+    seen = {}
+
+    def refine(decoy, workdir, protocol="emref", haddock3=None, timeout_s=None):
+        seen["protocol"] = protocol
+        raise BaselineError("stopped here")
+
+    monkeypatch.setattr(haddock, "available", lambda haddock3=None: (True, ""))
+    monkeypatch.setattr(haddock, "refine", refine)  # stands in only to observe the options it gets
+    item = runner.DecoyInput("kq", str(DECOY), DECOY)
+    record = runner._baseline(item, tmp_path, "haddock_mdref", True, layout.REGISTRY["haddock_mdref"].refine_options())
+    assert seen == {"protocol": "mdref"} and record["options"] == {"protocol": "mdref"}
+    assert record["status"] == "failed" and record["reason"].endswith("stopped here")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,20 +229,21 @@ def test_run_options_reach_the_refiner(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def emref_run(tmp_path_factory: pytest.TempPathFactory):
-    """`egr baseline haddock DECOY --outdir OUT --id kq` (emref), run once for real."""
+    """`egr baseline haddock_emref DECOY --outdir OUT --id kq`, run once for real."""
     executable = _haddock_or_skip()
     out = tmp_path_factory.mktemp("haddock")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(haddock.ENV_HADDOCK3, executable)
-        result = CliRunner().invoke(main, ["baseline", "haddock", str(DECOY), "--outdir", str(out), "--id", "kq"])
-    record = json.loads(layout.method_record(out, "kq", "haddock").read_text())
+        result = CliRunner().invoke(main, ["baseline", "haddock_emref", str(DECOY), "--outdir", str(out), "--id",
+                                           "kq"])
+    record = json.loads(layout.method_record(out, "kq", "haddock_emref").read_text())
     return result, record, out
 
 
 def test_emref_keeps_chains_numbering_and_every_atom(emref_run) -> None:
     result, record, out = emref_run
     assert result.exit_code == 0 and record["status"] == "ok", (result.output, record.get("reason"))
-    model = layout.structure(out, "kq", "haddock")
+    model = layout.structure(out, "kq", "haddock_emref")
     assert Path(record["output"]) == model and model.read_text().rstrip().endswith("END")
     assert _residues(model) == _residues(DECOY)  # chains H then A, numbering and names as in the decoy
     decoy, _ = read_decoy(DECOY)
@@ -281,7 +279,7 @@ def test_a_run_resumes_the_record_only_for_the_same_options(emref_run, monkeypat
 
     _, record, out = emref_run
     item = runner.DecoyInput("kq", str(DECOY), DECOY)
-    assert runner._baseline(item, out, "haddock", True, {"protocol": "emref"}) == record  # reused, not rerun
+    assert runner._baseline(item, out, "haddock_emref", True, {"protocol": "emref"}) == record  # reused, not rerun
 
     class Rerun(Exception):
         pass
@@ -291,7 +289,7 @@ def test_a_run_resumes_the_record_only_for_the_same_options(emref_run, monkeypat
 
     monkeypatch.setattr(runner, "run_baseline", rerun)  # stands in only to observe the decision
     with pytest.raises(Rerun, match="mdref"):
-        runner._baseline(item, out, "haddock", True, {"protocol": "mdref"})
+        runner._baseline(item, out, "haddock_emref", True, {"protocol": "mdref"})
 
 
 def test_a_cns_failure_is_its_own_message_in_one_line(haddock_env: str, tmp_path: Path) -> None:
@@ -329,7 +327,7 @@ def test_haddock_score_ranks_the_cleaned_decoys_of_a_run(haddock_env: str, tmp_p
 @pytest.mark.skipif(os.environ.get("EGR_TEST_MDREF") != "1", reason="mdref takes over a minute on one core: "
                     "set EGR_TEST_MDREF=1 to run it")
 def test_mdref_for_real(haddock_env: str, tmp_path: Path) -> None:
-    result = baseline_command("haddock", DECOY, tmp_path, "kq", protocol="mdref")
+    result = baseline_command("haddock_mdref", DECOY, tmp_path, "kq")
     assert result.status == "ok", result.reason
     assert _residues(result.output) == _residues(DECOY)
     assert result.details["haddock_score_after"] < result.details["haddock_score_before"]

@@ -76,7 +76,7 @@ def test_per_decoy_paths() -> None:
     assert layout.structure(out, "a", "openmm") == Path("out/a/a_openmm.pdb")
     assert layout.method_record(out, "a", "galaxy") == Path("out/a/a_galaxy.json")
     assert layout.dockq_json(out, "a", "decoy") == Path("out/a/a_decoy_dockq.json")
-    assert layout.refiners() == ("egr", "openmm", "modeller", "galaxy", "haddock")
+    assert layout.refiners() == ("egr", "openmm", "modeller", "galaxy", "haddock_emref", "haddock_mdref")
     assert layout.scored_methods()[:2] == ("decoy", "egr")
     for name in layout.scored_methods():
         assert layout.method_of("a_b", layout.structure(out, "a_b", name)) == name
@@ -111,11 +111,11 @@ def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path
     # --refiners and `egr baseline METHOD`
     assert "dummy" in layout.refiners()
     RunOptions(outdir=tmp_path, refiners=("egr", "dummy"))
-    with pytest.raises(InputError, match="choose from egr, openmm, modeller, galaxy, haddock, dummy"):
+    with pytest.raises(InputError, match="choose from egr, openmm, modeller, galaxy, haddock_emref, haddock_mdref, dummy"):
         RunOptions(outdir=tmp_path, refiners=("nope",))
     decoy = REPO / "tests" / "data" / "decoys" / "kq_1kq1_pdb1_1_HDOCK.pdb.gz"
     refused = CliRunner().invoke(main, ["run", "--decoys", str(decoy), "--outdir", str(tmp_path), "--refiners", "nope"])
-    assert refused.exit_code == 2 and "haddock, dummy" in refused.output, refused.output
+    assert refused.exit_code == 2 and "haddock_mdref, dummy" in refused.output, refused.output
     result = CliRunner().invoke(main, ["baseline", "dummy", str(decoy), "--outdir", str(tmp_path), "--id", "d"])
     assert result.exit_code == 0, result.output
     record = json.loads(layout.method_record(tmp_path, "d", "dummy").read_text())
@@ -151,6 +151,10 @@ def _per_decoy(suffix: str) -> str:
     return "${meta.id}/${meta.id}" + suffix
 
 
+def _methods_of(nf_module: str) -> list[str]:
+    return [name for name, entry in layout.REGISTRY.items() if entry.nf_module == nf_module]
+
+
 def test_nextflow_module_outputs_follow_the_layout() -> None:
     expected = {
         "ingest": [_per_decoy(layout.CLEAN_PDB), _per_decoy(layout.INGEST_JSON), _per_decoy(layout.SCORES_JSON)],
@@ -160,8 +164,11 @@ def test_nextflow_module_outputs_follow_the_layout() -> None:
         "dockq_score": [_per_decoy(layout.dockq_suffix("*"))],
     }
     for name in layout.baseline_methods():
-        expected[layout.REGISTRY[name].nf_module] = [_per_decoy(layout.structure_suffix(name)),
-                                                     _per_decoy(layout.method_record_suffix(name))]
+        # a module that several methods share (HADDOCK3's protocols) takes the method as its `method` input
+        shared = len(_methods_of(layout.REGISTRY[name].nf_module)) > 1
+        named = "${method}" if shared else name
+        expected[layout.REGISTRY[name].nf_module] = [_per_decoy(f"_{named}.pdb"), _per_decoy(layout.method_record_suffix(named))]
+        assert layout.structure_suffix(name) == f"_{name}.pdb"
     assert layout.REGISTRY["egr"].nf_module == "egr_refine"
     for module, paths in expected.items():
         declared = _declared(module)
@@ -182,7 +189,10 @@ def test_the_baselines_subworkflow_wires_every_registered_refiner() -> None:
     for name in layout.baseline_methods():
         module = layout.REGISTRY[name].nf_module
         assert f"modules/local/{module}'" in text, f"run_baselines does not include {module}"
-        assert f"if ('{name}' in refiners)" in text and f"model: '{name}'" in text, name
+        if len(_methods_of(module)) > 1:  # one task per (decoy, method), the method named by the task
+            assert f"'{name}' in refiners" in text and "model: method" in text, name
+        else:
+            assert f"if ('{name}' in refiners)" in text and f"model: '{name}'" in text, name
 
 
 def test_schema_refiner_choices_are_the_registry() -> None:

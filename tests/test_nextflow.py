@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import pytest
 
+from egr import layout
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE / "nextflow"))
@@ -177,9 +179,14 @@ RECIPES: dict[str, Recipe] = {
     "galaxyrefinecomplex": Recipe(["env:EGR_GALAXY_HOME", "egr:baseline"],
                                   lambda c: [[meta(), c.out("ingest", "clean")[0]]],
                                   why_absent="GalaxyRefineComplex is not redistributable; it runs in the user-built containers/galaxyrefinecomplex image"),
-    "haddock_refine": Recipe(["egr:baseline", "haddock:"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
-                             ext_args="--haddock-protocol emref",
+    "haddock_refine": Recipe(["egr:baseline", "haddock:"],
+                             lambda c: [[meta(), c.out("ingest", "clean")[0], "haddock_emref"]],
                              why_absent="install it with tests/haddock/setup_haddock3.sh and set $EGR_HADDOCK3"),
+    "select_best": Recipe(["egr:select"],
+                          lambda c: [[meta(), [c.out("ingest", "clean")[0], c.out("egr_refine", "refined")[0],
+                                               *c.out("openmm_relax", "pdb"), *c.out("openmm_relax", "json")]],
+                                     [[], []]],
+                          ext_args="--surface-backend msms"),
     "mmseqs_cluster": Recipe(["egr:split", "bin:mmseqs"], lambda c: [[nm.Obj(id="split"), REPO / "tests" / "data" / "split_demo"]],
                              ext_args="--sets demo"),
     "evaluate": Recipe(["egr:evaluate"], lambda c: [c.result_files()]),
@@ -189,7 +196,7 @@ RECIPES: dict[str, Recipe] = {
 # Per-decoy outputs that EVALUATE/REPORT read, when their module ran here.
 RESULT_EMITS = [("ingest", "json"), ("egr_refine", "refined"), ("egr_refine", "plddt"), ("egr_refine", "scores"),
                 ("dockq_score", "json"), ("openmm_relax", "json"), ("modeller_refine", "json"),
-                ("galaxyrefinecomplex", "json"), ("haddock_refine", "json")]
+                ("galaxyrefinecomplex", "json"), ("haddock_refine", "json"), ("select_best", "json")]
 
 
 @dataclass
@@ -342,6 +349,24 @@ def test_module_chain_matches_egr_run(chain: Chain, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "summary.tsv").is_file()
 
 
+def test_select_best_chooses_as_egr_run_does(chain: Chain, tmp_path: Path) -> None:
+    """SELECT_BEST on the chain's structures (input, EGR's, OpenMM's) makes the choice `egr run --select
+    best-predicted` makes for the same decoy: the same candidates, predictions and structure chosen."""
+    try:
+        (selection,) = chain.out("select_best", "json")
+    except _Upstream as exc:
+        pytest.skip(str(exc))
+    proc = subprocess.run(["egr", "run", "--decoys", str(TEST_DECOY), "--outdir", str(tmp_path / "run"),
+                           "--surface-backend", "msms", "--device", "cpu", "--refiners", "egr,openmm",
+                           "--select", "best-predicted", "--quiet"],
+                          env=task_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    module, product = (json.loads(f.read_text()) for f in (selection, layout.selection_json(tmp_path / "run", TEST_ID)))
+    assert list(module["candidates"]) == ["decoy", "egr", "openmm"]
+    for key in ("selected", "candidates", "missing", "files", "model_sha256", "surface_used"):
+        assert module[key] == product[key], key
+
+
 def test_dockq_score_scores_a_decoys_structures_under_its_mapping(chain: Chain) -> None:
     """DOCKQ_SCORE writes one score file per structure, the refined one under the decoy's chain mapping."""
     try:
@@ -394,8 +419,8 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     for decl in module.inputs:
         item_values = []
         for qualifier, item_name, opts in decl.items:
-            if qualifier == "val":
-                item_values.append(nm.Obj(id=TEST_ID, model="egr"))
+            if qualifier == "val":  # a meta map, or a plain value such as HADDOCK_REFINE's method name
+                item_values.append(nm.Obj(id=TEST_ID, model="egr") if item_name == "meta" else f"some_{item_name}")
             else:
                 src = tmp_path / "in" / f"{TEST_ID}_{item_name}.dat"
                 src.parent.mkdir(exist_ok=True)
@@ -427,8 +452,9 @@ def test_module_output_paths_follow_the_cli_contract() -> None:
         "openmm_relax": ["${meta.id}/${meta.id}_openmm.pdb", "${meta.id}/${meta.id}_openmm.json"],
         "modeller_refine": ["${meta.id}/${meta.id}_modeller.pdb", "${meta.id}/${meta.id}_modeller.json"],
         "galaxyrefinecomplex": ["${meta.id}/${meta.id}_galaxy.pdb", "${meta.id}/${meta.id}_galaxy.json"],
-        "haddock_refine": ["${meta.id}/${meta.id}_haddock.pdb", "${meta.id}/${meta.id}_haddock.json"],
+        "haddock_refine": ["${meta.id}/${meta.id}_${method}.pdb", "${meta.id}/${meta.id}_${method}.json"],
         "dockq_score": ["${meta.id}/${meta.id}_*_dockq.json"],
+        "select_best": ["${meta.id}/${meta.id}_selection.json"],
         "evaluate": ["summary.tsv", "evaluation.tsv", "evaluation.md"],
         "report": ["report.html", "*_mqc.{tsv,yaml}"],
     }

@@ -56,6 +56,7 @@ def test_selection_is_the_argmax_of_independently_predicted_candidates(selected_
     assert record["selected"] == next(m for m, v in candidates.items() if v == best)  # ties: the earlier
     model, info = load_model(None, "cpu")
     assert record["model_sha256"] == info.sha256
+    assert record["surface_used"] == {method: "builtin" for method in candidates}  # as --surface-backend asked
     for method, value in candidates.items():
         path = layout.structure(selected_run, DECOY_ID, method)
         assert record["files"][method] == file_sha256(path)
@@ -84,6 +85,34 @@ def test_summary_and_evaluate_show_the_selection(selected_run: Path) -> None:
     rows = evaluation.refinement[evaluation.refinement["method"] == "selected"]
     assert len(rows) == 2  # the target and (all)
     assert layout.label("selected") == "Best predicted (EGR's choice)"
+
+
+def test_egr_select_on_one_decoys_files_is_the_runs_choice(selected_run: Path, tmp_path: Path) -> None:
+    """`egr select FILE... --outdir DIR --id ID` (the Nextflow SELECT_BEST step) on the run's files,
+    staged elsewhere, chooses as the run did; misnamed files and a missing input are usage errors."""
+    import shutil
+
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    files = [layout.structure(selected_run, DECOY_ID, m) for m in ("decoy", "egr", "openmm")]
+    files.append(layout.method_record(selected_run, DECOY_ID, "openmm"))
+    for path in files:
+        shutil.copy(path, staged / path.name)
+    args = ["select", *(str(staged / p.name) for p in files), "--outdir", str(tmp_path / "out"), "--id", DECOY_ID,
+            "--surface-backend", "builtin"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    mine = json.loads(layout.selection_json(tmp_path / "out", DECOY_ID).read_text())
+    runs = json.loads(layout.selection_json(selected_run, DECOY_ID).read_text())
+    for key in ("selected", "candidates", "missing", "files", "model_sha256", "surface_used"):
+        assert mine[key] == runs[key], key
+    stray = staged / "other_clean.pdb"
+    shutil.copy(files[0], stray)
+    result = CliRunner().invoke(main, ["select", str(stray), "--outdir", str(tmp_path / "x"), "--id", DECOY_ID])
+    assert result.exit_code == 2 and "not named like a structure or refiner record of decoy" in result.output
+    result = CliRunner().invoke(main, ["select", str(staged / files[1].name), "--outdir", str(tmp_path / "x"),
+                                       "--id", DECOY_ID])
+    assert result.exit_code == 2 and f"{DECOY_ID}_clean.pdb is a candidate and must be given" in result.output
 
 
 def test_rerun_reuses_the_selection_and_no_select_removes_it(selected_run: Path) -> None:
@@ -133,9 +162,10 @@ def test_ties_go_to_the_input_and_missing_refiners_are_no_candidates(selected_ru
     shutil.copy(clean, layout.structure(outdir, DECOY_ID, "egr"))
     atomic_write_json(layout.method_record(outdir, DECOY_ID, "openmm"), {"status": "failed", "reason": "boom"})
     model, info = load_model(None, "cpu")
-    record = select_best_predicted(outdir, DECOY_ID, ("decoy", "egr", "openmm", "haddock"), model, "cpu",
+    record = select_best_predicted(outdir, DECOY_ID, ("decoy", "egr", "openmm", "haddock_emref"), model, "cpu",
                                    "builtin", model_sha256=info.sha256)
     assert record["candidates"]["decoy"] == record["candidates"]["egr"]
     assert record["selected"] == "decoy"
-    assert record["missing"] == {"openmm": "failed: boom", "haddock": "no structure"}
+    assert record["missing"] == {"openmm": "failed: boom", "haddock_emref": "no structure"}
+    assert record["surface_backend"] == "builtin" and record["surface_used"] == {"decoy": "builtin", "egr": "builtin"}
     assert json.loads(layout.selection_json(outdir, DECOY_ID).read_text()) == record

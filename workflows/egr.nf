@@ -4,6 +4,7 @@
 ========================================================================================
     decoy ─ PREPARE_GRAPHS (INGEST → MSMS_SURFACE → FEATURIZE) ─ EGR_REFINE (batches) ─┐
           └ (decoys with a graph) RUN_BASELINES (one module per comparison refiner) ───┤
+    --select best-predicted: each decoy's structures ─ SELECT_BEST ─────────────────────┤
     models with a native ─ DOCKQ_SCORE ────────────────────────────────────────────────┤
     all per-decoy files ─ EVALUATE (summary.tsv, evaluation.*) ─ REPORT ─ MULTIQC ─────┘
     Only channel wiring here; every computation is an `egr` command inside a module.
@@ -14,6 +15,7 @@ include { PREPARE_GRAPHS } from '../subworkflows/local/prepare_graphs'
 include { RUN_BASELINES  } from '../subworkflows/local/run_baselines'
 include { EGR_REFINE     } from '../modules/local/egr_refine'
 include { DOCKQ_SCORE    } from '../modules/local/dockq_score'
+include { SELECT_BEST    } from '../modules/local/select_best'
 include { EVALUATE       } from '../modules/local/evaluate'
 include { REPORT         } from '../modules/local/report'
 include { MULTIQC        } from '../modules/local/multiqc'
@@ -27,6 +29,7 @@ workflow EGR {
     ch_weights // channel: [ path(W.safetensors), path(W.json) ], or [ [], [] ] for the shipped weights
     refiners   // list   : refiners from --refiners
     batch_size // integer: decoys per EGR_REFINE task
+    select     // string : --select, none or best-predicted
 
     main:
     // Tool versions need no channel here: every module sends its own to the `versions` topic, read once
@@ -69,6 +72,19 @@ workflow EGR {
     RUN_BASELINES(ch_prepared, refiners)
     ch_models  = ch_models.mix(RUN_BASELINES.out.models)
     ch_results = ch_results.mix(RUN_BASELINES.out.json.map { meta, json -> json })
+
+    // --select best-predicted: one task per decoy, once all its structures and refiner records are in
+    // (a refiner with a record and no structure is listed as missing, with its reason).
+    if (select == 'best-predicted') {
+        ch_candidates = ch_models
+            .map { meta, model -> [ meta.id, model ] }
+            .mix(RUN_BASELINES.out.json.map { meta, json -> [ meta.id, json ] })
+            .groupTuple()
+            .join(ch_prepared.map { meta, pdb -> [ meta.id, meta ] })
+            .map { id, files, meta -> [ meta, files ] }
+        SELECT_BEST(ch_candidates, ch_weights)
+        ch_results = ch_results.mix(SELECT_BEST.out.json.map { meta, json -> json })
+    }
 
     // DockQ for every decoy with a native: one task scores all its models, so that they share the
     // decoy's chain mapping (as in `egr run`). A decoy's group goes as soon as the decoy and each

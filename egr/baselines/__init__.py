@@ -22,8 +22,9 @@ Options per method (keyword arguments of ``run_baseline``):
   :func:`egr.baselines.modeller.rebuild_all_atom`;
 * ``galaxy``: see :func:`egr.baselines.galaxy.refine` (``galaxy_home``, ``threads``, ``n_sample``,
   ``n_output``, ``symmetric``, ``protocol``, ``timeout_s``);
-* ``haddock``: see :func:`egr.baselines.haddock.refine` (``protocol`` ``'emref'`` or ``'mdref'``,
-  ``haddock3``, ``timeout_s``).
+* ``haddock_emref`` and ``haddock_mdref``: see :func:`egr.baselines.haddock.refine` (``haddock3``,
+  ``timeout_s``); the registry entry fixes ``protocol`` (``'emref'`` or ``'mdref'``), so both can run in
+  one run and be compared.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ def run_baseline(method: str, decoy: Path | str, out_pdb: Path | str, refiner_ti
     nothing written, and an earlier ``out_pdb`` removed) or ``'ok'``. Raises only for programming errors: unknown method or option.
     """
     check, refine, _ = _parts(method)
+    fixed = layout.REGISTRY[method].refine_options()  # e.g. haddock_mdref's protocol
+    contradicted = sorted(k for k in fixed if k in options and options[k] != fixed[k])
+    if contradicted:
+        raise ValueError(f"{method} always runs with {', '.join(f'{k}={fixed[k]!r}' for k in contradicted)}")
+    options = {**options, **fixed}
     inspect.signature(refine).bind_partial(**options)  # an unknown option is a TypeError, not a failed decoy
     # an earlier run's structure must not outlive this run's record: it would be scored (and could be
     # selected) under a failed or skipped status
@@ -128,6 +134,6 @@ def baseline_record(result: BaselineResult, decoy: Path | str,
     """The ``<id>_<method>.json`` record of one refiner run, the same for ``egr baseline`` and ``egr run``:
     status (ok, skipped or failed), its reason, the output, seconds, the SHA-256 of the input decoy and
     the options the refiner was given (input and options tell a later run whether the record still
-    belongs to this run, e.g. after ``--haddock-protocol`` changed)."""
+    belongs to this run)."""
     return {**result.as_dict(), "seconds": round(result.seconds, 3), "input_sha256": file_sha256(decoy),
             "options": dict(options or {})}

@@ -34,9 +34,11 @@ workflow RUN_BASELINES {
         ch_models = ch_models.mix(GALAXYREFINECOMPLEX.out.pdb.map { meta, pdb -> [ meta + [ model: 'galaxy' ], pdb ] })
         ch_json   = ch_json.mix(GALAXYREFINECOMPLEX.out.json)
     }
-    if ('haddock' in refiners) {
-        HADDOCK_REFINE(ch_clean)
-        ch_models = ch_models.mix(HADDOCK_REFINE.out.pdb.map { meta, pdb -> [ meta + [ model: 'haddock' ], pdb ] })
+    // HADDOCK3's protocols are refiners of their own (one task each), so both can be compared in one run
+    ch_haddock = channel.fromList(refiners.findAll { name -> name in ['haddock_emref', 'haddock_mdref'] })
+    if ('haddock_emref' in refiners || 'haddock_mdref' in refiners) {
+        HADDOCK_REFINE(ch_clean.combine(ch_haddock))
+        ch_models = ch_models.mix(HADDOCK_REFINE.out.pdb.map { meta, method, pdb -> [ meta + [ model: method ], pdb ] })
         ch_json   = ch_json.mix(HADDOCK_REFINE.out.json)
     }
 
