@@ -452,6 +452,13 @@ def select(files: tuple[Path, ...], outdir: Path, decoy_id: str, surface_backend
     click.echo(f"egr: {decoy_id}: selected {record['selected']}", err=True)
 
 
+@main.command("refiner-version")
+@click.argument("method", type=RegistryChoice(layout.baseline_methods))
+def refiner_version(method: str) -> None:
+    """Print the version of a comparison refiner's program here ("not installed" where it is absent)."""
+    click.echo(layout.REGISTRY[method].program_version())
+
+
 def _no_decoys(results: Path, staged: bool) -> str | None:
     """Why the results folder has nothing to evaluate or report, or None. With ``staged``, per-decoy
     ``<id>_scores.json`` files (as a Nextflow run stages them), or the run's decoy list ``egr_decoys.tsv``

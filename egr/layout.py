@@ -13,18 +13,20 @@ Every per-decoy file of ``egr run`` (and of the single steps, and of the Nextflo
 The suffixes are spelled here and nowhere else in the code; callers ask the functions below.
 
 :data:`REGISTRY` holds the methods a decoy's structures come from, in the order the tables show them:
-``decoy`` (the cleaned input), ``egr`` and the comparison refiners. A comparison refiner's entry names
-its adapter in :mod:`egr.baselines` (availability check and refine function, as ``module:function``,
-imported when used) and its Nextflow module; adding a refiner is one entry here, its adapter and its
-Nextflow module.
+``decoy`` (the cleaned input), ``egr`` and the comparison refiners. The comparison refiners are data,
+``egr/data/refiners.json`` (:data:`REFINERS_JSON`), which the Nextflow pipeline reads too: each entry
+names its adapter in :mod:`egr.baselines` (availability check, refine and version functions, as
+``module:function``, imported when used) and the container image the pipeline runs it in. Adding a
+refiner is one entry there, its adapter and its image; nothing else changes, in Python or in Nextflow.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 # ------------------------------------------------------------------------------------------------
 # Per-decoy files
@@ -141,12 +143,13 @@ def _resolve(target: str) -> Callable[..., Any]:
 class Method:
     """A source of a decoy's structure: the decoy itself, EGR or a comparison refiner.
 
-    ``check`` and ``refine`` name a comparison refiner's adapter (``module:function``): the availability
-    check ``check(**location) -> (ok, reason)`` and ``refine(decoy, [workdir,] **options)``; ``scratch``
-    says whether ``refine`` takes a scratch folder. ``nf_module`` is its folder under modules/local.
-    ``options`` are keyword options that ``refine`` always gets for this method, e.g.
-    ``(("protocol", "emref"),)``: one program run two ways is two methods, so that both can be scored side
-    by side in one run.
+    ``check``, ``refine`` and ``version`` name a comparison refiner's adapter (``module:function``): the
+    availability check ``check(**location) -> (ok, reason)``, ``refine(decoy, [workdir,] **options)``
+    and ``version() -> str`` (the program's version; None where the adapter cannot tell); ``scratch``
+    says whether ``refine`` takes a scratch folder. ``options`` are keyword options that ``refine``
+    always gets for this method, e.g. ``(("protocol", "emref"),)``: one program run two ways is two
+    methods, so that both can be scored side by side in one run. ``nf_module`` is the module under
+    modules/local that runs it; ``image`` the container image it runs in there.
     """
 
     name: str
@@ -156,9 +159,11 @@ class Method:
     structure_suffix: str
     check: str | None = None
     refine: str | None = None
+    version: str | None = None
     scratch: bool = False
     nf_module: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    image: str | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -185,25 +190,30 @@ class Method:
             raise ValueError(f"{self.name} is not a comparison refiner")
         return _resolve(self.refine)
 
+    def program_version(self) -> str:
+        """The refiner's program version here; ``not installed`` or ``not reported`` where there is none."""
+        ok, _ = self.available()
+        if not ok:
+            return "not installed"
+        return _resolve(self.version)() if self.version else "not reported"
+
+
+REFINERS_JSON = Path(__file__).parent / "data" / "refiners.json"
+BASELINE_NF_MODULE = "baseline_refine"  # runs every comparison refiner: `egr baseline <name>` in its image
+
+
+def refiner_from_entry(entry: Mapping[str, Any]) -> Method:
+    """A comparison refiner's :class:`Method` from its entry in :data:`REFINERS_JSON`."""
+    fields = dict(entry)
+    name = fields.pop("name")
+    options = tuple(sorted(fields.pop("options", {}).items()))
+    return Method(name, structure_suffix=f"_{name}.pdb", nf_module=BASELINE_NF_MODULE, options=options, **fields)
+
 
 REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("decoy", "Decoy", "Decoy", None, CLEAN_PDB),
     Method("egr", "EGR", "EGR", "#2563eb", REFINED_PDB, nf_module="egr_refine"),
-    Method("openmm", "OpenMM relax", "OpenMM", "#059669", "_openmm.pdb",
-           check="egr.baselines.openmm_relax:available", refine="egr.baselines.openmm_relax:relax",
-           scratch=False, nf_module="openmm_relax"),  # works in memory
-    Method("modeller", "Modeller", "Modeller", "#d97706", "_modeller.pdb",
-           check="egr.baselines.modeller:available", refine="egr.baselines.modeller:refine",
-           scratch=True, nf_module="modeller_refine"),
-    Method("galaxy", "GalaxyRefineComplex", "Galaxy", "#9333ea", "_galaxy.pdb",
-           check="egr.baselines.galaxy:available", refine="egr.baselines.galaxy:refine",
-           scratch=True, nf_module="galaxyrefinecomplex"),
-    Method("haddock_emref", "HADDOCK3 emref", "HD emref", "#0f766e", "_haddock_emref.pdb",
-           check="egr.baselines.haddock:available", refine="egr.baselines.haddock:refine",
-           scratch=True, nf_module="haddock_refine", options=(("protocol", "emref"),)),
-    Method("haddock_mdref", "HADDOCK3 mdref", "HD mdref", "#65a30d", "_haddock_mdref.pdb",
-           check="egr.baselines.haddock:available", refine="egr.baselines.haddock:refine",
-           scratch=True, nf_module="haddock_refine", options=(("protocol", "mdref"),)),
+    *(refiner_from_entry(entry) for entry in json.loads(REFINERS_JSON.read_text())["refiners"]),
 )}
 
 

@@ -83,7 +83,7 @@ def test_per_decoy_paths() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# A dummy refiner: one registry entry (its adapter stands in for egr.baselines') and nothing else
+# A dummy refiner: one entry of egr/data/refiners.json (its adapter stands in for egr.baselines') and nothing else
 
 
 def dummy_available() -> tuple[bool, str]:
@@ -96,9 +96,10 @@ def dummy_refine(decoy, **options):  # pragma: no cover - never runs: it is neve
 
 @pytest.fixture
 def dummy(monkeypatch: pytest.MonkeyPatch) -> layout.Method:
-    entry = layout.Method("dummy", "Dummy refiner", "Dmy", "#123456", "_dummy.pdb",
-                          check=f"{__name__}:dummy_available", refine=f"{__name__}:dummy_refine",
-                          nf_module="dummy_refine")
+    entry = layout.refiner_from_entry({
+        "name": "dummy", "label": "Dummy refiner", "short_label": "Dmy", "colour": "#123456",
+        "check": f"{__name__}:dummy_available", "refine": f"{__name__}:dummy_refine", "version": None,
+        "scratch": False, "options": {}, "image": "egr-nf/dummy:0.1.0"})
     monkeypatch.setattr(layout, "REGISTRY", {**layout.REGISTRY, entry.name: entry})
     return entry
 
@@ -136,6 +137,9 @@ def test_a_registered_method_reaches_every_caller(dummy: layout.Method, tmp_path
     header = out.read_text().splitlines()[0].split("\t")
     assert "dockq_dummy" in header and "status_dummy" in header
     assert layout.method_of("d", tmp_path / "d_dummy.pdb") == "dummy"
+    # the Nextflow side: BASELINE_REFINE runs it, and its program version reads "not installed"
+    assert (dummy.nf_module, dummy.image) == (layout.BASELINE_NF_MODULE, "egr-nf/dummy:0.1.0")
+    assert CliRunner().invoke(main, ["refiner-version", "dummy"]).output == "not installed\n"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,10 +155,6 @@ def _per_decoy(suffix: str) -> str:
     return "${meta.id}/${meta.id}" + suffix
 
 
-def _methods_of(nf_module: str) -> list[str]:
-    return [name for name, entry in layout.REGISTRY.items() if entry.nf_module == nf_module]
-
-
 def test_nextflow_module_outputs_follow_the_layout() -> None:
     expected = {
         "ingest": [_per_decoy(layout.CLEAN_PDB), _per_decoy(layout.INGEST_JSON), _per_decoy(layout.SCORES_JSON)],
@@ -163,12 +163,9 @@ def test_nextflow_module_outputs_follow_the_layout() -> None:
         "egr_refine": [f"*/*{suffix}" for suffix in layout.REFINE_OUTPUTS],
         "dockq_score": [_per_decoy(layout.dockq_suffix("*"))],
     }
-    for name in layout.baseline_methods():
-        # a module that several methods share (HADDOCK3's protocols) takes the method as its `method` input
-        shared = len(_methods_of(layout.REGISTRY[name].nf_module)) > 1
-        named = "${method}" if shared else name
-        expected[layout.REGISTRY[name].nf_module] = [_per_decoy(f"_{named}.pdb"), _per_decoy(layout.method_record_suffix(named))]
-        assert layout.structure_suffix(name) == f"_{name}.pdb"
+    # one module runs every comparison refiner, named by its `method` input
+    expected[layout.BASELINE_NF_MODULE] = [_per_decoy("_${method}.pdb"), _per_decoy(layout.method_record_suffix("${method}"))]
+    assert {layout.REGISTRY[name].nf_module for name in layout.baseline_methods()} == {layout.BASELINE_NF_MODULE}
     assert layout.REGISTRY["egr"].nf_module == "egr_refine"
     for module, paths in expected.items():
         declared = _declared(module)
@@ -184,29 +181,24 @@ def test_every_refiner_module_is_registered() -> None:
                 assert main_nf.parent.name in registered, f"{main_nf.parent.name} emits {path} but is not registered"
 
 
-def test_the_baselines_subworkflow_wires_every_registered_refiner() -> None:
+def test_the_pipeline_reads_the_refiners_from_the_registry_file() -> None:
+    """Nextflow takes the refiner names and images from the file the registry is read from, so a new
+    refiner needs no Nextflow change: the subworkflow names none, the schema's pattern lists none."""
     text = (REPO / "subworkflows" / "local" / "run_baselines" / "main.nf").read_text()
+    utils = (REPO / "subworkflows" / "local" / "utils_egr_pipeline" / "main.nf").read_text()
+    assert "egr/data/refiners.json" in utils and layout.REFINERS_JSON == REPO / "egr" / "data" / "refiners.json"
+    assert "refinerImages()" in text and "BASELINE_REFINE(ch_jobs)" in text
     for name in layout.baseline_methods():
-        module = layout.REGISTRY[name].nf_module
-        assert f"modules/local/{module}'" in text, f"run_baselines does not include {module}"
-        if len(_methods_of(module)) > 1:  # one task per (decoy, method), the method named by the task
-            assert f"'{name}' in refiners" in text and "model: method" in text, name
-        else:
-            assert f"if ('{name}' in refiners)" in text and f"model: '{name}'" in text, name
-
-
-def test_schema_refiner_choices_are_the_registry() -> None:
+        assert f"'{name}'" not in text and name.upper() not in text, name
     schema = json.loads((REPO / "nextflow_schema.json").read_text())
-    found = [props["refiners"] for group in schema.get("$defs", schema.get("definitions", {})).values()
-             for props in [group.get("properties", {})] if "refiners" in props]
-    assert len(found) == 1
-    pattern = found[0]["pattern"]
-    match = re.fullmatch(r"\^\(([\w|]+)\)\(,\(([\w|]+)\)\)\*\$", pattern)
-    assert match and match.group(1) == match.group(2), pattern
-    assert set(match.group(1).split("|")) == set(layout.refiners())
-    for name in layout.refiners():
-        assert f"`{name}`" in found[0]["help_text"] or name == "egr" or name in found[0]["description"]
-    assert set(re.findall(r"\w+", found[0]["description"].split(":", 1)[1])) == set(layout.refiners())
+    (refiners,) = [props["refiners"] for group in schema["$defs"].values()
+                   for props in [group.get("properties", {})] if "refiners" in props]
+    pattern = re.compile(refiners["pattern"])
+    assert all(pattern.fullmatch(f"egr,{name}") for name in layout.baseline_methods())
+    assert not any(name in refiners["pattern"] for name in layout.baseline_methods())
+    registry = json.loads(layout.REFINERS_JSON.read_text())["refiners"]
+    assert [entry["name"] for entry in registry] == list(layout.baseline_methods())
+    assert {e["name"]: e["image"] for e in registry} == {m: layout.REGISTRY[m].image for m in layout.baseline_methods()}
 
 
 def test_registry_entries_are_consistent() -> None:

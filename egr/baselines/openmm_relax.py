@@ -82,6 +82,13 @@ def available() -> tuple[bool, str]:
     return True, ""
 
 
+def version() -> str:
+    """OpenMM's version (the pipeline's software versions)."""
+    import openmm
+
+    return openmm.__version__
+
+
 def relax(
     decoy: Complex,
     *,

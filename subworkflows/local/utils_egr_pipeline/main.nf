@@ -1,7 +1,8 @@
 /*
     Start of a run: --version, parameter validation against nextflow_schema.json, and the input
     channel of decoys, the same whether they come from --input or from --decoys/--natives. Also the
-    function that writes the `versions` topic as MultiQC's software-versions YAML (softwareVersionsYaml).
+    function that writes the `versions` topic as MultiQC's software-versions YAML (softwareVersionsYaml)
+    and the comparison refiners' registry as the pipeline reads it (refinerImages).
 */
 
 include { validateParameters; paramsSummaryLog; samplesheetToList } from 'plugin/nf-schema'
@@ -27,6 +28,10 @@ workflow PIPELINE_INITIALISATION {
 
     if (workflow.profile.tokenize(',').contains('summit') && !params.cluster_account) {
         error "-profile summit needs --cluster_account (the OLCF project that LSF charges, -P)."
+    }
+    def unknown_refiners = params.refiners.tokenize(',').findAll { name -> name != 'egr' && !refinerImages().containsKey(name) }
+    if (unknown_refiners) {
+        error "Unknown refiner(s) in --refiners: ${unknown_refiners.join(', ')}. Choose from egr, ${refinerImages().keySet().join(', ')} (egr/data/refiners.json)."
     }
     if (!input == !decoys) {
         error "Give exactly one of --input (a samplesheet) or --decoys (a quoted glob)."
@@ -85,6 +90,14 @@ def decoyId(path) {
 def nativeFor(id, native_by_id) {
     def key = native_by_id.keySet().findAll { n -> id == n || id.startsWith(n + '_') }.max { n -> n.size() }
     return key ? native_by_id[key] : null
+}
+
+// The comparison refiners that --refiners takes besides egr, each with the container image its
+// BASELINE_REFINE tasks run in, in table order: the registry file that the egr package reads too
+// (egr.layout.REFINERS_JSON), so a refiner added there needs no change here.
+def refinerImages() {
+    def registry = new groovy.json.JsonSlurper().parseText(file("${projectDir}/egr/data/refiners.json").text)
+    return registry.refiners.collectEntries { entry -> [ (entry.name): entry.image ] }
 }
 
 // MultiQC's software-versions YAML (a `*_mqc_versions.yml`, as the versions.yml files of each step used to

@@ -1,23 +1,23 @@
-// Baseline: HADDOCK3's unrestrained refinement of the decoy as one complex, run by the CNS binary
-// that haddock3 bundles. Each protocol is a refiner of its own, named by the `method` input:
-// haddock_emref (energy minimisation) or haddock_mdref (short MD in explicit water); see
-// egr/baselines/haddock.py for the workflow it writes.
-// haddock3 lives in its own environment in the image ($EGR_HADDOCK3), apart from egr's numpy.
+// A comparison refiner on one cleaned decoy: `egr baseline <method>` (egr/baselines/), in the image
+// that has the method's program. Every refiner of the registry (egr/data/refiners.json) runs here;
+// the workflow gives each task its method and image from that file, so a new refiner needs no
+// change to this module or to the workflow. Refiners whose programs cannot be redistributed
+// (Modeller, GalaxyRefineComplex) run in images the user builds (containers/README.md).
 // The refined model is optional: when the refiner is missing or fails on this decoy, the JSON
-// says why (status, reason: CNS's own message in one line) and the pipeline goes on.
-process HADDOCK_REFINE {
+// says why (status, reason) and the pipeline goes on.
+process BASELINE_REFINE {
     tag "${meta.id} ${method}"
     label 'process_low'
-    container 'egr-nf/haddock3:0.1.0'
+    container "${image}"
 
     input:
-    tuple val(meta), path(structure), val(method)
+    tuple val(meta), path(structure), val(method), val(image)
 
     output:
     tuple val(meta), val(method), path("${meta.id}/${meta.id}_${method}.pdb") , emit: pdb, optional: true
     tuple val(meta), path("${meta.id}/${meta.id}_${method}.json"), emit: json
     tuple val("${task.process}"), val('egr'), eval('egr --version'), emit: versions_egr, topic: versions
-    tuple val("${task.process}"), val('haddock3'), eval("python -c 'from egr.baselines.haddock import version; print(version())'"), emit: versions_haddock3, topic: versions
+    tuple val("${task.process}"), val(method), eval("egr refiner-version ${method}"), emit: versions_refiner, topic: versions
 
     when:
     task.ext.when == null || task.ext.when
@@ -25,6 +25,8 @@ process HADDOCK_REFINE {
     script:
     def args = task.ext.args ?: ''
     """
+    # torch/BLAS/OpenMM threads follow the task's cpus, not the node's core count.
+    export OMP_NUM_THREADS=${task.cpus} MKL_NUM_THREADS=${task.cpus} OPENMM_CPU_THREADS=${task.cpus}
     # exit 1 is a failed refinement whose reason is in the JSON record: keep the record (the summary
     # shows it) instead of failing the task; anything else fails the task.
     egr baseline ${method} ${structure} --outdir . --id ${meta.id} ${args} \\
