@@ -430,13 +430,12 @@ def select(files: tuple[Path, ...], outdir: Path, decoy_id: str, surface_backend
     from egr.select import select_best_predicted
     from egr.weights import load_model
 
-    methods = {}
+    methods = set()
     for path in files:
-        method = layout.method_of(decoy_id, path) or next(
-            (m for m in layout.baseline_methods() if path.name == layout.method_record(outdir, decoy_id, m).name), None)
+        method = layout.method_of(decoy_id, path) or layout.record_method_of(decoy_id, path)
         if method is None:
             raise click.UsageError(f"{path}: not named like a structure or refiner record of decoy {decoy_id}")
-        methods.setdefault(method, []).append(path)
+        methods.add(method)
     if "decoy" not in methods:
         raise click.UsageError(f"the input decoy {decoy_id}{layout.CLEAN_PDB} is a candidate and must be given")
     folder = layout.decoy_dir(outdir, decoy_id)

@@ -170,10 +170,17 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
 
 def evaluate_results(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
                      top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
-    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_frame` and :func:`run_scores`."""
+    """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_run`."""
+    return evaluate_run(results_dir, score_columns, top_n, external_scores)[1]
+
+
+def evaluate_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (), top_n: int = 10,
+                 external_scores: Path | str | None = None) -> tuple[pd.DataFrame, Evaluation]:
+    """The summary of ``results_dir`` with every score to rank by (:func:`run_scores`) and its evaluation
+    (:func:`evaluate_frame`), whose notes include those of :func:`run_scores`."""
     frame, score_columns, notes = run_scores(results_dir, score_columns, external_scores)
     evaluation = evaluate_frame(frame, score_columns, top_n)
-    return replace(evaluation, notes=(*evaluation.notes, *notes))
+    return frame, replace(evaluation, notes=(*evaluation.notes, *notes))
 
 
 def run_scores(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),

@@ -267,6 +267,14 @@ def method_of(decoy_id: str, structure_file: Path | str) -> str | None:
     return None
 
 
+def record_method_of(decoy_id: str, record_file: Path | str) -> str | None:
+    """The comparison refiner whose record ``record_file`` is (``<id>_<method>.json``, by name), or None."""
+    for name in baseline_methods():
+        if Path(record_file).name == f"{decoy_id}{method_record_suffix(name)}":
+            return name
+    return None
+
+
 # ------------------------------------------------------------------------------------------------
 # Score columns of summary.tsv
 

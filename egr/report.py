@@ -53,8 +53,7 @@ from egr.evaluate import (
     Evaluation,
     agreement_rows,
     dockq_improved,
-    evaluate_frame,
-    run_scores,
+    evaluate_run,
     method_deltas,
     method_label,
     qa_pivot,
@@ -105,12 +104,11 @@ class ReportOutputs:
 def load_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (), top_n: int = 10) -> RunData:
     """Summary, run info and evaluation of ``results_dir``. Raises FileNotFoundError without summary.tsv."""
     results_dir = Path(results_dir)
-    summary, score_columns, notes = run_scores(results_dir, score_columns)
+    summary, evaluation = evaluate_run(results_dir, score_columns, top_n)
     info_path = next((p for p in (results_dir / "pipeline_info" / "run_info.json", results_dir / "run_info.json")
                       if p.is_file()), None)
     run_info = json.loads(info_path.read_text()) if info_path else {}
-    evaluation = evaluate_frame(summary, score_columns, top_n)
-    return RunData(results_dir, summary, run_info, replace(evaluation, notes=(*evaluation.notes, *notes)))
+    return RunData(results_dir, summary, run_info, evaluation)
 
 
 def decoy_file(results_dir: Path, decoy_id: str, suffix: str) -> Path | None:
