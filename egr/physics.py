@@ -49,26 +49,28 @@ class InterfacePhysics:
         return float(self.total_contacts - CLASH_WEIGHT * self.total_clashes)
 
 
-def inter_chain_pairs(coords: np.ndarray, chain_index: np.ndarray, cutoff: float) -> np.ndarray:
-    """(2, P) int atom pairs i < j of different chains closer than ``cutoff`` Å; coords (n, 3) Å."""
-    pairs = cKDTree(coords).query_pairs(cutoff, output_type="ndarray").T
-    if pairs.size == 0:
-        return np.zeros((2, 0), dtype=np.int64)
-    pairs = pairs[:, chain_index[pairs[0]] != chain_index[pairs[1]]]
-    # query_pairs counts d ≤ cutoff; the definition is strict
-    d = np.linalg.norm(coords[pairs[0]] - coords[pairs[1]], axis=1)
-    return pairs[:, d < cutoff].astype(np.int64)
-
-
 def interface_physics(c: Complex) -> InterfacePhysics:
-    """Contact and clash counts per chain pair of ``c`` (see :class:`InterfacePhysics`)."""
+    """Contact and clash counts per chain pair of ``c`` (see :class:`InterfacePhysics`).
+
+    Only pairs of chains whose bounding boxes come within the contact cutoff are searched, chain tree
+    against chain tree, so intra-chain neighbours (most pairs within 5 Å) are never listed."""
     n_chains = int(c.chain_index.max()) + 1 if c.n_atoms else 0
-    pairs = inter_chain_pairs(c.coords, c.chain_index, CONTACT_CUTOFF)
-    d = np.linalg.norm(c.coords[pairs[0]] - c.coords[pairs[1]], axis=1)
-    counts = []
-    for selected in (np.ones(len(d), bool), d < CLASH_CUTOFF):
-        a, b = c.chain_index[pairs[0, selected]], c.chain_index[pairs[1, selected]]
-        m = np.zeros((n_chains, n_chains), dtype=np.int64)
-        np.add.at(m, (a, b), 1)
-        counts.append(m + m.T)
-    return InterfacePhysics(contacts=counts[0], clashes=counts[1])
+    contacts = np.zeros((n_chains, n_chains), dtype=np.int64)
+    clashes = np.zeros((n_chains, n_chains), dtype=np.int64)
+    rows_of = [np.flatnonzero(c.chain_index == k) for k in range(n_chains)]
+    low = np.array([c.coords[rows].min(0) for rows in rows_of]).reshape(-1, 3)
+    high = np.array([c.coords[rows].max(0) for rows in rows_of]).reshape(-1, 3)
+    trees = {}
+    for a in range(n_chains):
+        gap = np.linalg.norm(np.maximum(0.0, np.maximum(low - high[a], low[a] - high)), axis=1)
+        for b in np.flatnonzero(gap < CONTACT_CUTOFF):
+            if b <= a:
+                continue
+            for k in (a, b):
+                if k not in trees:
+                    trees[k] = cKDTree(c.coords[rows_of[k]])
+            # sparse_distance_matrix keeps d ≤ cutoff; the definition is strict
+            d = trees[a].sparse_distance_matrix(trees[b], CONTACT_CUTOFF, output_type="ndarray")["v"]
+            contacts[a, b] = contacts[b, a] = int(np.sum(d < CONTACT_CUTOFF))
+            clashes[a, b] = clashes[b, a] = int(np.sum(d < CLASH_CUTOFF))
+    return InterfacePhysics(contacts=contacts, clashes=clashes)

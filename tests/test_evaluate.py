@@ -577,6 +577,25 @@ def test_contacts_clashes_equals_brute_force_on_real_decoys(name: str) -> None:
     assert physics.contacts_clashes == contacts - 10 * clashes
 
 
+def test_contacts_clashes_per_chain_pair_with_a_third_chain_and_one_out_of_reach() -> None:
+    """Per chain pair, as the docking head reads them: a copy of the ligand pushed into the receptor (a third
+    chain in contact with both) and one 200 Å away (no pair in reach: zero, not searched)."""
+    c, _ = read_decoy(DECOYS / "1AK4_ti5-itw_212w.pdb.gz")
+    ligand = c.chain_index == 1
+    centre_shift = 0.2 * (c.coords[~ligand].mean(0) - c.coords[ligand].mean(0))
+    parts = [c.coords, c.coords[ligand] + centre_shift, c.coords[ligand] + 200.0]
+    coords = np.concatenate(parts)
+    chain = np.concatenate([c.chain_index, np.full(ligand.sum(), 2), np.full(ligand.sum(), 3)])
+    physics = interface_physics(SimpleNamespace(coords=coords, chain_index=chain, n_atoms=len(coords)))
+    distance = np.linalg.norm(coords[:, None, :] - coords[None, :, :], axis=-1)
+    for a in range(4):
+        for b in range(4):
+            between = (chain[:, None] == a) & (chain[None, :] == b) if a != b else np.zeros_like(distance, bool)
+            assert physics.contacts[a, b] == int((between & (distance < 5.0)).sum())
+            assert physics.clashes[a, b] == int((between & (distance < 3.0)).sum())
+    assert physics.contacts[1, 2] > 0 and physics.clashes[0, 2] > 0 and not physics.contacts[3].any()
+
+
 def test_refine_scores_and_summary_carry_the_new_columns(tmp_path: Path) -> None:
     path = DECOYS / "kq_1kq1_pdb1_1_ATTRACT.pdb.gz"
     c, _ = read_decoy(path)
