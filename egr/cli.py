@@ -634,6 +634,8 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
               help="Structures of one target per docking step.")
 @click.option("--groups-per-base", type=click.IntRange(min=1), default=2, show_default=True,
               help="Docking steps per sampled base and epoch.")
+@click.option("--groups-per-real-target", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Docking steps per epoch for each training target with ≥ 2 real docking decoys.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")

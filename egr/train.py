@@ -5,9 +5,11 @@ Two kinds of optimiser step, shuffled together in every epoch.
 **Docking-quality steps** teach the docking head (:meth:`egr.model.EGR.docking_logits`) to tell right
 poses from wrong ones *of the same target*. Each step takes one family of structures of one target,
 either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
-epoch) or a training target's real docking decoys (one step per target and epoch, targets with ≥ 2
-decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
-poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
+epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
+targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
+poses), adds noise σ to the coordinates and scores each one's all-atom graph through the input pass, pooled
+over its interfaces (:mod:`egr.interface`), as inference does. A sampled pose's graph is built for its own
+coordinates; a real decoy's is the prepared one.
 With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
 
     L_dock = BCE(p, q) + w_rank · mean over pairs with q_i > q_j + rank_min_gap of softplus(−(logit p_i − logit p_j))
@@ -70,18 +72,19 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from scipy import stats
 from torch import Tensor, nn
+from torch_geometric.data import Batch, Data
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
 from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
-from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize, surface_proximity
+from egr.graph import ALL_ATOM_SCHEMA, batch_pools, docking_pool, featurize, surface_proximity
 from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
 from egr.physics import interface_physics
 from egr.poses import load_poses, pose_coords
-from egr.refine import predict_refinement_docking
+from egr.refine import refinement_docking
 from egr.split import read_splits
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
@@ -124,6 +127,7 @@ class TrainConfig:
     rank_min_gap: float = 0.05
     group_size: int = 8
     groups_per_base: int = 2
+    groups_per_real_target: int = 1
     seed: int = 0
 
     def model_config(self) -> EGRConfig:
@@ -195,7 +199,8 @@ class _TwoPass(nn.Module):
         if docking is not None:
             return self.model.docking_logits(**docking)
         if self.input_pass:
-            return self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
+            passes = self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
+            return passes.coords, passes.qa, passes.qa_input
         refined, qa = self.model(x, pos, edge_index, edge_attr)
         return refined, qa, None
 
@@ -204,22 +209,25 @@ class _TwoPass(nn.Module):
 class DockingFamily:
     """Structures of one target that the docking steps rank against each other (module doc).
 
-    Either sampled poses of one base (``base``, ``poses``: :class:`egr.poses.PoseSet`) or real decoys
-    (``decoys``: complexes); ``proximity`` per member or shared by the poses; ``dockq`` (size,) the truth.
+    Either sampled poses of one base (``base``, its per-atom surface ``proximity``, ``poses``:
+    :class:`egr.poses.PoseSet`) or real decoys (``decoys``: complexes, ``graphs``: their prepared all-atom
+    graphs); ``dockq`` (size,) the truth.
     """
 
     key: str
     dockq: np.ndarray
-    proximity: list[np.ndarray]
     base: Complex | None = None
+    proximity: np.ndarray | None = None
     poses: object | None = None
     decoys: tuple[Complex, ...] = ()
+    graphs: tuple[Data, ...] = ()
 
-    def member(self, i: int) -> tuple[Complex, np.ndarray]:
-        """The i-th structure and its per-atom surface proximity."""
+    def member(self, i: int) -> tuple[Complex, Data]:
+        """The i-th structure and its all-atom graph (a sampled pose's is built here, for its coordinates)."""
         if self.base is not None:
-            return self.base.with_coords(pose_coords(self.base, self.poses, i)), self.proximity[0]
-        return self.decoys[i], self.proximity[i]
+            posed = self.base.with_coords(pose_coords(self.base, self.poses, i))
+            return posed, featurize("pose", posed, self.proximity, np.full(posed.n_atoms, "n/a")).graph
+        return self.decoys[i], self.graphs[i]
 
     def draw(self, k: int, generator: torch.Generator) -> list[int]:
         """``k`` members, one from each of k DockQ strata (all members where there are at most k)."""
@@ -243,8 +251,7 @@ def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
         examples = [load_example(cache, row) for row in members]
         families.append(DockingFamily(
             key=f"{set_name}/{target}", dockq=np.array([e.dockq for e in examples]),
-            proximity=[surface_proximity(e.graph) for e in examples],
-            decoys=tuple(e.complex for e in examples)))
+            decoys=tuple(e.complex for e in examples), graphs=tuple(e.graph for e in examples)))
     return families
 
 
@@ -271,7 +278,7 @@ def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backen
             atomic_write_bytes(proximity_file, buffer.getvalue())
         poses = load_poses(poses_file)
         families.append(DockingFamily(key=f"{row['set']}/{row['base_id']}", dockq=np.asarray(poses.dockq),
-                                      proximity=[proximity], base=base, poses=poses))
+                                      base=base, proximity=proximity, poses=poses))
     return families
 
 
@@ -279,12 +286,16 @@ def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, genera
                  device: torch.device) -> tuple[Tensor, dict[str, float]]:
     """Docking loss (module doc) of one group drawn from ``family``."""
     chosen = family.draw(cfg.group_size, generator)
-    inputs = []
+    graphs, pools = [], []
     for i in chosen:
-        c, proximity = family.member(i)
-        noise = torch.randn(c.coords.shape, generator=generator, dtype=torch.float64).numpy() * cfg.noise_sigma
-        inputs.append(docking_input(c.with_coords(c.coords + noise), proximity))
-    batch = batch_docking(inputs)
+        c, graph = family.member(i)
+        noise = torch.randn(graph.pos.shape, generator=generator) * cfg.noise_sigma
+        graphs.append(Data(x=graph.x, pos=graph.pos + noise, edge_index=graph.edge_index, edge_attr=graph.edge_attr))
+        pools.append(docking_pool(c))
+    graph_batch = Batch.from_data_list(graphs)
+    batch = batch_pools(pools, [g.num_nodes for g in graphs])
+    batch.update(x=graph_batch.x, pos=graph_batch.pos, edge_index=graph_batch.edge_index,
+                 edge_attr=graph_batch.edge_attr, batch=graph_batch.batch)
     owner = batch.pop("owner").to(device)
     logits = net(docking={k: v.to(device) for k, v in batch.items()})
     pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).clamp(1e-6, 1 - 1e-6)
@@ -409,8 +420,8 @@ def _rmsd(a: Tensor, b: Tensor) -> float:
 def evaluate_example(model: EGR, example: Example, device: torch.device, score_dockq: bool) -> DecoyResult:
     """Refine one decoy (no noise) and measure it against its native (see :class:`DecoyResult`)."""
     g = example.graph.to(device)
-    refined, qa, qa_input = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
-    refined, qa, qa_input, pos = refined.cpu(), qa.cpu(), qa_input.cpu(), g.pos.cpu()
+    passes = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
+    refined, qa, qa_input, pos = passes.coords.cpu(), passes.qa.cpu(), passes.qa_input.cpu(), g.pos.cpu()
     m, ca_node = example.target_mask, example.ca_node
     ca_mask = torch.zeros_like(m)
     ca_mask[ca_node[ca_node >= 0]] = True
@@ -423,8 +434,7 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
-    docking_in, docking_out = predict_refinement_docking(model, example.complex, refined_complex.coords,
-                                                         surface_proximity(example.graph), device)
+    docking_in, docking_out = refinement_docking(model, passes, example.complex, refined_complex.coords)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
@@ -658,7 +668,8 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None,
                                                   find_unused_parameters=True)
     steps = [("decoy", i) for i in range(len(data.train))]
-    steps += [("family", j) for j, f in enumerate(families) for _ in range(cfg.groups_per_base if f.base is not None else 1)]
+    steps += [("family", j) for j, f in enumerate(families)
+              for _ in range(cfg.groups_per_base if f.base is not None else cfg.groups_per_real_target)]
 
     for epoch in range(start, cfg.epochs):
         began = time.perf_counter()
