@@ -22,9 +22,10 @@ features stay invariant to rotation and translation.
 
 from __future__ import annotations
 
+import copy
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB, COVALENT_RADII
-from egr.interface import interface_pool, moved_physics
+from egr.interface import crop_physics, interface_crop, subset
 from egr.io import atomic_write_bytes
 from egr.structure import Complex
 
@@ -200,8 +201,8 @@ class GraphBundle:
 
 
 def surface_proximity(graph: Data, schema: GraphSchema = ALL_ATOM_SCHEMA) -> np.ndarray:
-    """(n,) float64 per-node surface proximity of ``graph`` (all-atom by default): what a graph rebuilt for
-    the same chains in other rigid-body poses is featurized with (surfaces are per chain)."""
+    """(n,) float64 per-node surface proximity of ``graph`` (all-atom by default): what the docking head's
+    crop graphs are built with."""
     return schema.node_feature(graph.x, "surface").double().numpy()
 
 
@@ -454,44 +455,60 @@ def load_graph(path: Path) -> GraphBundle:
 
 
 @dataclass(frozen=True)
-class DockingPool:
-    """The docking head's pooling of one structure over the nodes of its all-atom graph
-    (:class:`egr.interface.InterfacePool`: ``pool_node`` (M,), ``pool_interface`` (M,), ``physics``
-    (G, N_PHYSICS) as tensors; ``pairs`` (G, 2) chain indices of the complex per interface)."""
+class DockingInput:
+    """The docking-quality head's input for one structure: the crop graph (:mod:`egr.interface`) and its
+    pooling (``pool_node`` (M,), ``pool_interface`` (M,), ``physics`` (G, N_PHYSICS)), as tensors."""
 
+    graph: Data
     pool_node: torch.Tensor
     pool_interface: torch.Tensor
     physics: torch.Tensor
-    pairs: np.ndarray
-
-    def moved(self, moved: Complex) -> DockingPool:
-        """The same pooling with the physics inputs recomputed at the coordinates of ``moved`` (the same
-        complex, atoms moved: a refinement of it, scored from the refinement pass's features)."""
-        import torch
-
-        return replace(self, physics=torch.from_numpy(moved_physics(moved, self.pairs)))
+    pairs: np.ndarray  # (G, 2) chain indices of the complex per interface
+    atoms: np.ndarray  # (m,) rows of the complex in the crop, one per graph node
 
 
-def docking_pool(complex_: Complex) -> DockingPool:
-    """The pooling of ``complex_``'s interfaces (:mod:`egr.interface`) over its all-atom graph's nodes."""
+def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
+    """Crop ``complex_`` around its interfaces and featurize the crop as an all-atom graph (same k, same features)."""
     import torch
 
-    pool = interface_pool(complex_)
-    return DockingPool(torch.from_numpy(pool.pool_node), torch.from_numpy(pool.pool_interface),
-                       torch.from_numpy(pool.physics), pool.pairs)
+    crop = interface_crop(complex_)
+    part = subset(complex_, crop.atoms)
+    graph = featurize("crop", part, np.asarray(proximity, dtype=np.float64)[crop.atoms],
+                      np.full(part.n_atoms, "n/a")).graph
+    return DockingInput(graph, torch.from_numpy(crop.pool_node), torch.from_numpy(crop.pool_interface),
+                        torch.from_numpy(crop.physics), crop.pairs, crop.atoms)
 
 
-def batch_pools(pools: list[DockingPool], node_counts: list[int]) -> dict[str, torch.Tensor]:
-    """Concatenate the poolings of graphs batched in this order (``node_counts`` nodes each): the pooling
-    keyword arguments of ``EGR.docking_logits`` (node and interface indices offset per structure), plus
-    ``owner`` (G,), the structure of each interface."""
+def docking_input_moved(original: DockingInput, moved: Complex) -> DockingInput:
+    """``original``'s crop graph (atoms, edges, edge features, pooling) at the coordinates of ``moved`` (the
+    same complex, atoms moved: a refinement of it), with the physics inputs recomputed there.
+
+    This is how the docking head scores a refinement: EGR's own layers also carry the input's edge
+    features while they move coordinates, and one graph for both structures keeps k-NN and crop-boundary
+    changes out of the gate's comparison."""
     import torch
 
-    nodes = np.cumsum([0] + list(node_counts))
-    groups = np.cumsum([0] + [len(p.physics) for p in pools])
+    graph = copy.copy(original.graph)  # shallow: only pos is replaced, the other tensors are shared
+    graph.pos = torch.from_numpy(np.asarray(moved.coords[original.atoms], dtype=np.float32))
+    physics = torch.from_numpy(crop_physics(moved, original.pairs))
+    return DockingInput(graph, original.pool_node, original.pool_interface, physics, original.pairs, original.atoms)
+
+
+def batch_docking(inputs: list[DockingInput]) -> dict[str, torch.Tensor]:
+    """Concatenate docking inputs into one batch: the keyword arguments of ``EGR.docking_logits`` (node and
+    interface indices offset per structure), plus ``owner`` (G,), the structure of each interface."""
+    import torch
+
+    nodes = np.cumsum([0] + [d.graph.num_nodes for d in inputs])
+    groups = np.cumsum([0] + [len(d.physics) for d in inputs])
     return {
-        "pool_node": torch.cat([p.pool_node + int(nodes[i]) for i, p in enumerate(pools)]),
-        "pool_interface": torch.cat([p.pool_interface + int(groups[i]) for i, p in enumerate(pools)]),
-        "physics": torch.cat([p.physics for p in pools]),
-        "owner": torch.cat([torch.full((len(p.physics),), i, dtype=torch.long) for i, p in enumerate(pools)]),
+        "x": torch.cat([d.graph.x for d in inputs]),
+        "pos": torch.cat([d.graph.pos for d in inputs]),
+        "edge_index": torch.cat([d.graph.edge_index + int(nodes[i]) for i, d in enumerate(inputs)], 1),
+        "edge_attr": torch.cat([d.graph.edge_attr for d in inputs]),
+        "batch": torch.cat([torch.full((d.graph.num_nodes,), i, dtype=torch.long) for i, d in enumerate(inputs)]),
+        "pool_node": torch.cat([d.pool_node + int(nodes[i]) for i, d in enumerate(inputs)]),
+        "pool_interface": torch.cat([d.pool_interface + int(groups[i]) for i, d in enumerate(inputs)]),
+        "physics": torch.cat([d.physics for d in inputs]),
+        "owner": torch.cat([torch.full((len(d.physics),), i, dtype=torch.long) for i, d in enumerate(inputs)]),
     }

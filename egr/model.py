@@ -12,12 +12,10 @@ equations are those of docs/design.md ("EGR, precisely"); for every layer l, wit
     x_i' = α x_i⁰ + (1 − α) x_i + mean_j x̂_ji φ_x(m_ji)   (all layers but the last)
     h_i' = β φ_h([LN(h_i), mean_j m_ji, a_i, h_i⁰]) + (1 − β) h_i
 
-The docking-quality head (predicted DockQ) reads the final node features of the input pass, the same
-layers with every coordinate update off (:meth:`EGR.forward_with_input_pass`), on the same full graph: per
-interface (:mod:`egr.interface`), the mean and the maximum of the normalised features over its pooled
-nodes, with the interface's two physics counts, go through an MLP to one logit; predicted DockQ =
-sigmoid(logit). A refinement is scored from the refinement pass's final features, so one decoy's
-two estimates cost no pass of their own.
+The docking-quality head (predicted DockQ) reads the same layers run over the interface crop of a
+structure (:mod:`egr.interface`) with every coordinate update off: per interface, the mean and the
+maximum of the normalised final features over its pooled nodes, with the interface's two physics
+counts, go through an MLP to one logit; predicted DockQ = sigmoid(logit).
 
 Coordinates only ever enter through differences and are updated by sums of difference vectors
 weighted with invariant scalars, so the output is E(3)-equivariant (rotations, reflections,
@@ -28,7 +26,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +34,7 @@ from torch import Tensor, nn
 from egr.graph import ALL_ATOM_SCHEMA, GraphSchema, LayoutError, layout_of
 from egr.interface import N_PHYSICS
 
-__all__ = ["EGR", "EGRConfig", "EGRLayer", "Passes"]
+__all__ = ["EGR", "EGRConfig", "EGRLayer"]
 
 _LEAKY_SLOPE = 0.01
 # Added under the square root of squared distances: keeps the gradient of ‖d‖ finite for
@@ -94,18 +91,6 @@ class EGRConfig:
             raise ValueError(f"EGRConfig.radial_base must be > 1, got {self.radial_base}")
         if self.coord_norm_const <= 0.0:
             raise ValueError(f"EGRConfig.coord_norm_const must be > 0, got {self.coord_norm_const}")
-
-
-class Passes(NamedTuple):
-    """What :meth:`EGR.forward_with_input_pass` returns: refined coordinates (n, 3) Å and per-node QA (n,) of
-    the refinement pass, the input pass's QA (n,), and both passes' final node features (n, hidden), which
-    :meth:`EGR.pooled_logits` turns into predicted DockQ."""
-
-    coords: Tensor
-    qa: Tensor
-    qa_input: Tensor
-    features: Tensor
-    features_input: Tensor
 
 
 class _MLP(nn.Module):
@@ -364,49 +349,36 @@ class EGR(nn.Module):
         Returns:
             (coords, qa): refined coordinates (n, 3) in Å and per-node quality (n,) in [0, 1].
         """
-        passes = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=False)
-        return passes.coords, passes.qa
+        coords, qa, _ = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=False)
+        return coords, qa
 
     def forward_with_input_pass(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None
-    ) -> Passes:
-        """:meth:`forward` plus the input pass: the same layers with every coordinate update off, which
-        scores the input structure itself (its QA, and the features the docking head pools), as the
-        never-worse gate (:mod:`egr.gate`) needs. Both passes see the input coordinates in the first
-        layer, so that layer is computed once."""
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` plus the QA of the input structure itself (n,): the same layers with every
+        coordinate update off, as the never-worse gate (:mod:`egr.gate`) needs. Both passes see the
+        input coordinates in the first layer, so that layer is computed once."""
         return self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
 
     def docking_logits(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
                        pool_node: Tensor, pool_interface: Tensor, physics: Tensor) -> Tensor:
-        """Docking-quality logits of the input structures' interfaces, from the input pass alone (no
-        refinement pass: what training and the scoring of given structures need).
+        """Docking-quality logits of interfaces, from crop graphs (:mod:`egr.interface`); sigmoid = predicted DockQ.
 
         Args:
-            x, pos, edge_index, edge_attr, batch: the all-atom graphs, as in :meth:`forward`.
-            pool_node, pool_interface, physics: as in :meth:`pooled_logits`.
+            x, pos, edge_index, edge_attr, batch: the crop graphs, as in :meth:`forward`.
+            pool_node: (M,) long node of each pooled membership; pool_interface: (M,) long, its interface
+                (0..G-1, every interface with at least one node).
+            physics: (G, N_PHYSICS) float, the interfaces' physics inputs.
 
         Returns:
-            (G,) logits; sigmoid = predicted DockQ.
+            (G,) logits.
         """
         topo, _, x0, h0 = self._start(x, pos, edge_index, edge_attr, batch)
         geometry = self.layers[0].edge_geometry(x0, edge_attr, topo)  # coordinates stay at x0 throughout
         h = h0
         for layer in self.layers:
             h, _ = layer(h, x0, h0, x0, edge_attr, topo, update_coords=False, geometry=geometry)
-        return self.pooled_logits(h, pool_node, pool_interface, physics)
-
-    def pooled_logits(self, features: Tensor, pool_node: Tensor, pool_interface: Tensor, physics: Tensor) -> Tensor:
-        """The docking head over final node features (n, hidden) (:mod:`egr.interface`).
-
-        Args:
-            pool_node: (M,) long node of each pooled membership; pool_interface: (M,) long, its interface
-                (0..G-1, every interface with at least one node).
-            physics: (G, N_PHYSICS) float, the interfaces' physics inputs.
-
-        Returns:
-            (G,) logits; sigmoid = predicted DockQ.
-        """
-        members = self.dock_norm(features).index_select(0, pool_node)  # (M, hidden)
+        members = self.dock_norm(h).index_select(0, pool_node)  # (M, hidden)
         groups = physics.shape[0]
         index = pool_interface.unsqueeze(1).expand_as(members)
         total = members.new_zeros((groups, members.shape[1])).index_add(0, pool_interface, members)
@@ -416,7 +388,7 @@ class EGR(nn.Module):
         return self.dock_head(torch.cat([total / count, peak, physics.to(members.dtype)], 1)).squeeze(1)
 
     def _passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
-                input_pass: bool) -> Passes:
+                input_pass: bool) -> tuple[Tensor, Tensor, Tensor | None]:
         topo, centre, x0, h0 = self._start(x, pos, edge_index, edge_attr, batch)
         h, coords = h0, x0
         h_input = None
@@ -429,7 +401,7 @@ class EGR(nn.Module):
             if input_pass and index == 0:
                 h_input = h
         qa_input = self._qa(h_input) if input_pass else None
-        return Passes(coords + centre, self._qa(h), qa_input, h, h_input)
+        return coords + centre, self._qa(h), qa_input
 
     def _start(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None
                ) -> tuple[_Topology, Tensor, Tensor, Tensor]:

@@ -1,11 +1,10 @@
 """Refinement and quality assessment: EGR's forward passes, one graph at a time (``egr refine``).
 
-Per decoy, EGR's full-graph pass refines the coordinates and predicts per-residue LDDT-Cα (pLDDT), and
-its input pass (the same layers, coordinates fixed) scores the input. The docking-quality head
-(:meth:`egr.model.EGR.pooled_logits`) pools both passes' final features over the interface atoms:
-``pred_dockq`` (the input decoy's predicted DockQ, from the input pass: the score decoys are ranked by) and
-``pred_dockq_refined`` (from the refinement pass, physics inputs at the refined coordinates), so the
-estimates need no pass of their own. A complex's predicted DockQ is the mean over its interfaces
+Per decoy, EGR's full-graph pass refines the coordinates and predicts per-residue LDDT-Cα (pLDDT); its
+docking-quality head (:meth:`egr.model.EGR.docking_logits`) then scores the interface crop of the input
+and of the refined structure, in one batch: ``pred_dockq`` (the input decoy's predicted DockQ, the score
+decoys are ranked by) and ``pred_dockq_refined`` (the refined coordinates on the input's crop graph,
+:func:`egr.graph.docking_input_moved`). A complex's predicted DockQ is the mean over its interfaces
 (:mod:`egr.interface`), like DockQ's GlobalDockQ; with more than two chains each interface's value is
 kept too. Single-chain inputs and Cα graphs get no docking estimate.
 
@@ -28,10 +27,11 @@ from torch_geometric.data import Batch, Data
 
 from egr import __version__
 from egr.gate import decide
-from egr.graph import GRAPH_SCHEMAS, GraphBundle, LayoutError, batch_pools, docking_pool, featurize
+from egr.graph import (GRAPH_SCHEMAS, DockingInput, GraphBundle, LayoutError, batch_docking, docking_input,
+                       docking_input_moved, surface_proximity)
 from egr.io import atomic_write_json, atomic_write_text
 from egr.layout import plddt_csv, refined_pdb, scores_json
-from egr.model import EGR, Passes
+from egr.model import EGR
 from egr.physics import interface_physics
 from egr.structure import Complex, write_pdb
 from egr.weights import ModelInfo
@@ -65,55 +65,46 @@ class DockingEstimate:
 
 def predict_docking(model: EGR, complexes: list[Complex], proximities: list[np.ndarray],
                     device: str | torch.device = "cpu") -> list[DockingEstimate]:
-    """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity): each one's
-    all-atom graph through the input pass alone, in one batch."""
+    """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity), in one batch."""
     usable = [i for i, c in enumerate(complexes) if _has_interface(c)]
     estimates = [DockingEstimate(None, {}) for _ in complexes]
-    if not usable:
-        return estimates
-    graphs = [featurize("scored", complexes[i], proximities[i], np.full(complexes[i].n_atoms, "n/a")).graph
-              for i in usable]
-    pools = [docking_pool(complexes[i]) for i in usable]
-    batch = Batch.from_data_list(graphs)
-    pooling = batch_pools(pools, [g.num_nodes for g in graphs])
-    owner = pooling.pop("owner").numpy()
-    with torch.inference_mode():
-        logits = model.docking_logits(batch.x.to(device), batch.pos.to(device), batch.edge_index.to(device),
-                                      batch.edge_attr.to(device), batch.batch.to(device),
-                                      **{k: v.to(device) for k, v in pooling.items()})
-    values = torch.sigmoid(logits).double().cpu().numpy()
-    for slot, i in enumerate(usable):
-        estimates[i] = _estimate(values[owner == slot], pools[slot].pairs, complexes[i].chain_names)
+    inputs = [docking_input(complexes[i], proximities[i]) for i in usable]
+    for i, estimate in zip(usable, _estimate(model, inputs, [complexes[i].chain_names for i in usable], device)):
+        estimates[i] = estimate
     return estimates
 
 
-def refinement_docking(model: EGR, passes: Passes, complex_: Complex, refined_coords: np.ndarray
-                       ) -> tuple[DockingEstimate, DockingEstimate]:
-    """Predicted DockQ of ``complex_`` and of its refinement (``refined_coords`` (n_atoms, 3) Å) from the
-    final features of ``passes`` (:meth:`EGR.forward_with_input_pass` on ``complex_``'s all-atom graph):
-    the input pass's for the input, the refinement pass's for the refinement."""
+def predict_refinement_docking(model: EGR, complex_: Complex, refined_coords: np.ndarray, proximity: np.ndarray,
+                               device: str | torch.device = "cpu") -> tuple[DockingEstimate, DockingEstimate]:
+    """Predicted DockQ of ``complex_`` and of its refinement (``refined_coords`` (n_atoms, 3) Å), in one batch.
+    The refinement is scored on the input's crop graph (:func:`egr.graph.docking_input_moved`)."""
     if not _has_interface(complex_):
         return DockingEstimate(None, {}), DockingEstimate(None, {})
-    pool = docking_pool(complex_)
-    refined = pool.moved(complex_.with_coords(refined_coords))
-    estimates = []
-    for features, scored in ((passes.features_input, pool), (passes.features, refined)):
-        device = features.device
-        with torch.inference_mode():
-            logits = model.pooled_logits(features, scored.pool_node.to(device), scored.pool_interface.to(device),
-                                         scored.physics.to(device))
-        estimates.append(_estimate(torch.sigmoid(logits).double().cpu().numpy(), pool.pairs, complex_.chain_names))
-    return estimates[0], estimates[1]
+    before = docking_input(complex_, proximity)
+    after = docking_input_moved(before, complex_.with_coords(refined_coords))
+    first, second = _estimate(model, [before, after], [complex_.chain_names] * 2, device)
+    return first, second
 
 
 def _has_interface(c: Complex) -> bool:
     return bool(c.n_atoms) and int(c.chain_index.max()) >= 1
 
 
-def _estimate(values: np.ndarray, pairs: np.ndarray, names) -> DockingEstimate:
-    """One structure's estimate from its interfaces' predicted DockQ ``values`` (G,), named by its chains."""
-    interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(pairs, values)}
-    return DockingEstimate(round(float(values.mean()), 4), interfaces)
+def _estimate(model: EGR, inputs: list[DockingInput], chain_names: list, device: str | torch.device
+              ) -> list[DockingEstimate]:
+    """One batched pass of the docking head over ``inputs``; interfaces named by each structure's chains."""
+    if not inputs:
+        return []
+    batch = {k: v.to(device) for k, v in batch_docking(inputs).items()}
+    owner = batch.pop("owner").cpu().numpy()
+    with torch.inference_mode():
+        values = torch.sigmoid(model.docking_logits(**batch)).double().cpu().numpy()
+    estimates = []
+    for slot, (crop, names) in enumerate(zip(inputs, chain_names)):
+        mine = values[owner == slot]
+        interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(crop.pairs, mine)}
+        estimates.append(DockingEstimate(round(float(mine.mean()), 4), interfaces))
+    return estimates
 
 
 def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.device = "cpu",
@@ -142,23 +133,21 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
 
 def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torch.device,
                 gate_margin: float | None) -> Refinement:
-    """One decoy's passes on its graph (already on ``device``): refinement, the input pass (all-atom graphs,
-    or gated), and the docking-quality estimates of the input and refined structures from them; ``seconds`` =
-    their wall time, results copied back to the host included (which also waits for an asynchronous device)."""
+    """One decoy's passes on its graph (already on ``device``): refinement, the gate's input pass when
+    gated, and the docking-quality passes of the input and refined structures; ``seconds`` = their wall
+    time, results copied back to the host included (which also waits for an asynchronous device)."""
     began = time.perf_counter()
     inputs = (graph.x, graph.pos, graph.edge_index, graph.edge_attr)
-    all_atom = bundle.kind == "all_atom"
     with torch.inference_mode():
-        # the docking estimates read the input pass, so all-atom graphs always run it; the Cα model runs
-        # it only for the gate, whose input pLDDT is written where it falls back to the input
-        if all_atom or gate_margin is not None:
-            passes = model.forward_with_input_pass(*inputs)
-            pos, qa, qa_input = passes.coords, passes.qa, passes.qa_input
-        else:
+        # the input pass's pLDDT is only written where the gate falls back to the input
+        if gate_margin is None:
             (pos, qa), qa_input = model(*inputs), None
+        else:
+            pos, qa, qa_input = model.forward_with_input_pass(*inputs)
     refinement = _to_refinement(bundle, pos.double().cpu().numpy(), qa.double().cpu().numpy(), 0.0)
-    if all_atom:
-        before, after = refinement_docking(model, passes, bundle.complex, refinement.coords)
+    if bundle.kind == "all_atom":
+        proximity = surface_proximity(bundle.graph, bundle.schema)
+        before, after = predict_refinement_docking(model, bundle.complex, refinement.coords, proximity, device)
     else:
         before = after = DockingEstimate(None, {})
     refinement = replace(refinement, seconds=time.perf_counter() - began, docking=before, docking_refined=after)

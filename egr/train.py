@@ -7,9 +7,7 @@ poses from wrong ones *of the same target*. Each step takes one family of struct
 either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
 epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
 targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
-poses), adds noise σ to the coordinates and scores each one's all-atom graph through the input pass, pooled
-over its interfaces (:mod:`egr.interface`), as inference does. A sampled pose's graph is built for its own
-coordinates; a real decoy's is the prepared one.
+poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
 With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
 
     L_dock = BCE(p, q) + w_rank · mean over pairs with q_i > q_j + rank_min_gap of softplus(−(logit p_i − logit p_j))
@@ -72,19 +70,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from scipy import stats
 from torch import Tensor, nn
-from torch_geometric.data import Batch, Data
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
 from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
-from egr.graph import ALL_ATOM_SCHEMA, batch_pools, docking_pool, featurize, surface_proximity
+from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize, surface_proximity
 from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
 from egr.physics import interface_physics
 from egr.poses import load_poses, pose_coords
-from egr.refine import refinement_docking
+from egr.refine import predict_refinement_docking
 from egr.split import read_splits
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
@@ -199,8 +196,7 @@ class _TwoPass(nn.Module):
         if docking is not None:
             return self.model.docking_logits(**docking)
         if self.input_pass:
-            passes = self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
-            return passes.coords, passes.qa, passes.qa_input
+            return self.model.forward_with_input_pass(x, pos, edge_index, edge_attr)
         refined, qa = self.model(x, pos, edge_index, edge_attr)
         return refined, qa, None
 
@@ -209,25 +205,22 @@ class _TwoPass(nn.Module):
 class DockingFamily:
     """Structures of one target that the docking steps rank against each other (module doc).
 
-    Either sampled poses of one base (``base``, its per-atom surface ``proximity``, ``poses``:
-    :class:`egr.poses.PoseSet`) or real decoys (``decoys``: complexes, ``graphs``: their prepared all-atom
-    graphs); ``dockq`` (size,) the truth.
+    Either sampled poses of one base (``base``, ``poses``: :class:`egr.poses.PoseSet`) or real decoys
+    (``decoys``: complexes); ``proximity`` per member or shared by the poses; ``dockq`` (size,) the truth.
     """
 
     key: str
     dockq: np.ndarray
+    proximity: list[np.ndarray]
     base: Complex | None = None
-    proximity: np.ndarray | None = None
     poses: object | None = None
     decoys: tuple[Complex, ...] = ()
-    graphs: tuple[Data, ...] = ()
 
-    def member(self, i: int) -> tuple[Complex, Data]:
-        """The i-th structure and its all-atom graph (a sampled pose's is built here, for its coordinates)."""
+    def member(self, i: int) -> tuple[Complex, np.ndarray]:
+        """The i-th structure and its per-atom surface proximity."""
         if self.base is not None:
-            posed = self.base.with_coords(pose_coords(self.base, self.poses, i))
-            return posed, featurize("pose", posed, self.proximity, np.full(posed.n_atoms, "n/a")).graph
-        return self.decoys[i], self.graphs[i]
+            return self.base.with_coords(pose_coords(self.base, self.poses, i)), self.proximity[0]
+        return self.decoys[i], self.proximity[i]
 
     def draw(self, k: int, generator: torch.Generator) -> list[int]:
         """``k`` members, one from each of k DockQ strata (all members where there are at most k)."""
@@ -251,7 +244,8 @@ def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
         examples = [load_example(cache, row) for row in members]
         families.append(DockingFamily(
             key=f"{set_name}/{target}", dockq=np.array([e.dockq for e in examples]),
-            decoys=tuple(e.complex for e in examples), graphs=tuple(e.graph for e in examples)))
+            proximity=[surface_proximity(e.graph) for e in examples],
+            decoys=tuple(e.complex for e in examples)))
     return families
 
 
@@ -278,7 +272,7 @@ def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backen
             atomic_write_bytes(proximity_file, buffer.getvalue())
         poses = load_poses(poses_file)
         families.append(DockingFamily(key=f"{row['set']}/{row['base_id']}", dockq=np.asarray(poses.dockq),
-                                      base=base, proximity=proximity, poses=poses))
+                                      proximity=[proximity], base=base, poses=poses))
     return families
 
 
@@ -286,16 +280,12 @@ def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, genera
                  device: torch.device) -> tuple[Tensor, dict[str, float]]:
     """Docking loss (module doc) of one group drawn from ``family``."""
     chosen = family.draw(cfg.group_size, generator)
-    graphs, pools = [], []
+    inputs = []
     for i in chosen:
-        c, graph = family.member(i)
-        noise = torch.randn(graph.pos.shape, generator=generator) * cfg.noise_sigma
-        graphs.append(Data(x=graph.x, pos=graph.pos + noise, edge_index=graph.edge_index, edge_attr=graph.edge_attr))
-        pools.append(docking_pool(c))
-    graph_batch = Batch.from_data_list(graphs)
-    batch = batch_pools(pools, [g.num_nodes for g in graphs])
-    batch.update(x=graph_batch.x, pos=graph_batch.pos, edge_index=graph_batch.edge_index,
-                 edge_attr=graph_batch.edge_attr, batch=graph_batch.batch)
+        c, proximity = family.member(i)
+        noise = torch.randn(c.coords.shape, generator=generator, dtype=torch.float64).numpy() * cfg.noise_sigma
+        inputs.append(docking_input(c.with_coords(c.coords + noise), proximity))
+    batch = batch_docking(inputs)
     owner = batch.pop("owner").to(device)
     logits = net(docking={k: v.to(device) for k, v in batch.items()})
     pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).clamp(1e-6, 1 - 1e-6)
@@ -306,6 +296,15 @@ def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, genera
     ranking = F.softplus(score[None, :] - score[:, None])[ordered].mean() if ordered.any() else score.sum() * 0.0
     loss = cfg.docking_weight * (regression + cfg.ranking_weight * ranking)
     return loss, {"dock_bce": float(regression.detach()), "dock_rank": float(ranking.detach())}
+
+
+def epoch_steps(n_decoys: int, families: Sequence[DockingFamily], cfg: TrainConfig) -> list[tuple[str, int]]:
+    """One epoch's steps before shuffling: ("decoy", i) per refinement decoy, ("family", j) per docking group
+    (``groups_per_base`` per sampled base, ``groups_per_real_target`` per family of real decoys)."""
+    steps = [("decoy", i) for i in range(n_decoys)]
+    steps += [("family", j) for j, f in enumerate(families)
+              for _ in range(cfg.groups_per_base if f.base is not None else cfg.groups_per_real_target)]
+    return steps
 
 
 def structure_means(values: Tensor, owner: Tensor, n: int) -> Tensor:
@@ -420,8 +419,8 @@ def _rmsd(a: Tensor, b: Tensor) -> float:
 def evaluate_example(model: EGR, example: Example, device: torch.device, score_dockq: bool) -> DecoyResult:
     """Refine one decoy (no noise) and measure it against its native (see :class:`DecoyResult`)."""
     g = example.graph.to(device)
-    passes = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
-    refined, qa, qa_input, pos = passes.coords.cpu(), passes.qa.cpu(), passes.qa_input.cpu(), g.pos.cpu()
+    refined, qa, qa_input = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
+    refined, qa, qa_input, pos = refined.cpu(), qa.cpu(), qa_input.cpu(), g.pos.cpu()
     m, ca_node = example.target_mask, example.ca_node
     ca_mask = torch.zeros_like(m)
     ca_mask[ca_node[ca_node >= 0]] = True
@@ -434,7 +433,8 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
-    docking_in, docking_out = refinement_docking(model, passes, example.complex, refined_complex.coords)
+    docking_in, docking_out = predict_refinement_docking(model, example.complex, refined_complex.coords,
+                                                         surface_proximity(example.graph), device)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
@@ -667,9 +667,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         # a docking step leaves the coordinate and pLDDT heads unused, a refinement step the docking head
         net = nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None,
                                                   find_unused_parameters=True)
-    steps = [("decoy", i) for i in range(len(data.train))]
-    steps += [("family", j) for j, f in enumerate(families)
-              for _ in range(cfg.groups_per_base if f.base is not None else cfg.groups_per_real_target)]
+    steps = epoch_steps(len(data.train), families, cfg)
 
     for epoch in range(start, cfg.epochs):
         began = time.perf_counter()

@@ -1,5 +1,5 @@
-"""EGR's docking-quality estimate on real decoys: the interface pooling, and the same pred_dockq for the same
-pose (rigid moves, chain order, other programs' file conventions)."""
+"""EGR's docking-quality estimate on real decoys: the interface crop, and the same pred_dockq for the same pose
+(rigid moves, chain order, other programs' file conventions)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from egr.graph import docking_pool, featurize
-from egr.interface import MIN_POOL_ATOMS, POOL_RADIUS, interface_pool
-from egr.refine import predict_docking, refinement_docking
+from egr.graph import docking_input, docking_input_moved
+from egr.interface import MIN_POOL_ATOMS, POOL_RADIUS, interface_crop
+from egr.refine import predict_docking
 from egr.structure import Complex, read_decoy
 from egr.surface import compute_surface
 from egr.weights import load_model
@@ -44,27 +44,27 @@ def rotation(seed: int) -> np.ndarray:
     return q if np.linalg.det(q) > 0 else -q
 
 
-def test_pooling_reads_the_interface_and_ignores_pose_frame_and_chain_order() -> None:
+def test_crop_pools_the_interface_and_ignores_pose_frame_and_chain_order() -> None:
     c, _ = read_decoy(HADDOCK)
-    pool = interface_pool(c)
-    assert pool.pairs.tolist() == [[0, 1]]
-    # every pooled atom is near the partner (or one of the nearest MIN_POOL_ATOMS), and none is an OXT
-    rows = pool.pool_node
+    crop = interface_crop(c)
+    assert crop.pairs.tolist() == [[0, 1]]
+    # every pooled atom is in the crop and near the partner (or one of the nearest MIN_POOL_ATOMS)
+    rows = crop.atoms[crop.pool_node]
     other = [c.coords[c.chain_index != k] for k in range(2)]
     d = np.array([np.min(np.linalg.norm(other[c.chain_index[r]] - c.coords[r], axis=1)) for r in rows[:50]])
     assert (d < POOL_RADIUS).all() or len(rows) == 2 * MIN_POOL_ATOMS
-    assert (c.atom_names[rows] != "OXT").all()
-    assert set(c.chain_index[rows]) == {0, 1}
+    assert (c.atom_names[crop.atoms] != "OXT").all()
 
     moved = c.with_coords(c.coords @ rotation(1).T + np.array([30.0, -12.0, 5.0]))
-    again = interface_pool(moved)
-    np.testing.assert_array_equal(again.pool_node, pool.pool_node)
-    np.testing.assert_allclose(again.physics, pool.physics)
+    again = interface_crop(moved)
+    np.testing.assert_array_equal(again.atoms, crop.atoms)
+    np.testing.assert_array_equal(again.pool_node, crop.pool_node)
+    np.testing.assert_allclose(again.physics, crop.physics)
 
     swapped = swap_chains(c)
-    pool_swapped = interface_pool(swapped)
-    assert len(pool_swapped.pool_node) == len(pool.pool_node)
-    np.testing.assert_allclose(pool_swapped.physics, pool.physics)
+    crop_swapped = interface_crop(swapped)
+    assert len(crop_swapped.atoms) == len(crop.atoms)
+    np.testing.assert_allclose(crop_swapped.physics, crop.physics)
 
 
 def swap_chains(c: Complex) -> Complex:
@@ -135,31 +135,25 @@ def test_no_method_fingerprints(model, decoy: Path, tmp_path: Path) -> None:
     assert pred_dockq(model, rewritten) == pytest.approx(pred_dockq(model, decoy), abs=0.01)
 
 
-def test_a_refinement_is_scored_from_the_refinement_pass(model) -> None:
-    """pred_dockq is the input pass's, exactly what scoring the structure alone gives; pred_dockq_refined is
-    the refinement pass's, with the physics inputs of the refined coordinates on the input's pooling."""
+def test_a_refinement_is_scored_on_the_input_crop(model) -> None:
+    """pred_dockq_refined reads the input's crop graph at the refined coordinates: an unchanged structure
+    scores as the input, a rigid move of the whole complex changes nothing, and the physics inputs are those
+    of the refined coordinates."""
+    from egr.refine import predict_refinement_docking
+
     c, _ = read_decoy(HADDOCK)
     proximity = compute_surface(c.coords, c.elements, c.chain_ids).proximity
-    g = featurize("x", c, proximity, np.full(c.n_atoms, "n/a")).graph
-    with torch.inference_mode():
-        passes = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
-    refined = passes.coords.double().numpy()
-    before, after = refinement_docking(model, passes, c, refined)
+    before, same = predict_refinement_docking(model, c, c.coords, proximity)
     assert before.pred_dockq == pytest.approx(predict_docking(model, [c], [proximity])[0].pred_dockq, abs=1e-4)
-    # the refinement moves atoms by hundredths of an Å: its estimate stays close to the input's
-    assert abs(after.pred_dockq - before.pred_dockq) < 0.05
-    pool = docking_pool(c)
-    at_refined = pool.moved(c.with_coords(refined))
-    with torch.inference_mode():
-        pooled = model.pooled_logits(passes.features, at_refined.pool_node, at_refined.pool_interface,
-                                     at_refined.physics)
-    assert after.pred_dockq == pytest.approx(float(torch.sigmoid(pooled).mean()), abs=1e-4)
-
-    assert docking_pool(c).moved(c.with_coords(c.coords @ rotation(2).T + 40.0)).physics.equal(pool.physics)
+    assert same.pred_dockq == pytest.approx(before.pred_dockq, abs=1e-4)
+    _, moved = predict_refinement_docking(model, c, c.coords @ rotation(2).T + 40.0, proximity)
+    assert moved.pred_dockq == pytest.approx(before.pred_dockq, abs=1e-3)
     ligand = c.chain_index == 1
     towards = c.coords[~ligand].mean(0) - c.coords[ligand].mean(0)
     pushed = c.coords + np.where(ligand[:, None], 0.3 * towards, 0.0)  # deep interpenetration
-    pushed_pool = pool.moved(c.with_coords(pushed))
-    assert pushed_pool.pool_node.equal(pool.pool_node)
-    clashes_before, clashes_after = pool.physics[0, 1].item(), pushed_pool.physics[0, 1].item()
+    original = docking_input(c, proximity)
+    refined = docking_input_moved(original, c.with_coords(pushed))
+    assert refined.graph.edge_index.equal(original.graph.edge_index)
+    np.testing.assert_allclose(refined.graph.pos.numpy(), pushed[original.atoms], atol=1e-4)
+    clashes_before, clashes_after = original.physics[0, 1].item(), refined.physics[0, 1].item()
     assert clashes_after > clashes_before + 2  # log(1 + clashes): many times more clashes

@@ -129,11 +129,11 @@ def test_grouped_and_scattered_edge_lists_agree() -> None:
     assert _Topology(g["edge_index"], None, 200).k == K_NEIGHBOURS
     assert _Topology(scattered["edge_index"], None, 200).k is None
     with torch.no_grad():
-        grouped = model.forward_with_input_pass(**g)
-        scattered_passes = model.forward_with_input_pass(**scattered)
-    torch.testing.assert_close(scattered_passes.coords, grouped.coords, atol=1e-4, rtol=0)
-    for name in ("qa", "qa_input", "features", "features_input"):
-        torch.testing.assert_close(getattr(scattered_passes, name), getattr(grouped, name), atol=1e-4, rtol=0)
+        coords, qa, qa_input = model.forward_with_input_pass(**g)
+        coords_s, qa_s, qa_input_s = model.forward_with_input_pass(**scattered)
+    torch.testing.assert_close(coords_s, coords, atol=1e-4, rtol=0)
+    torch.testing.assert_close(qa_s, qa, atol=1e-5, rtol=0)
+    torch.testing.assert_close(qa_input_s, qa_input, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("shuffle", [False, True], ids=["contiguous", "interleaved"])
