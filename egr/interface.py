@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from egr.physics import CONTACT_CUTOFF, InterfacePhysics, interface_physics
+from egr.physics import CONTACT_CUTOFF, InterfacePhysics, box_gaps, interface_physics
 from egr.structure import Complex
 
 CROP_RADIUS = 10.0  # Å
@@ -70,15 +70,13 @@ def _nearest_within(c: Complex, rows_of: list[np.ndarray], trees: list[cKDTree],
 
     Chain pairs whose bounding boxes are farther apart than ``reach`` are skipped, and the searches stop
     at ``reach``, so many-chain complexes do not pay for every ordered chain pair in full."""
-    # a chain without usable atoms (OXT only) gets an empty box that no gap test passes
-    low = np.array([c.coords[rows].min(0) if len(rows) else np.full(3, np.inf) for rows in rows_of])
-    high = np.array([c.coords[rows].max(0) if len(rows) else np.full(3, -np.inf) for rows in rows_of])
+    # a chain without usable atoms (OXT only) is an infinite gap away from every other
+    gaps = box_gaps(c.coords, rows_of)
     atom, other, dist = [], [], []
     for x, rows in enumerate(rows_of):
         if not len(rows):
             continue
-        gap = np.linalg.norm(np.maximum(0.0, np.maximum(low - high[x], low[x] - high)), axis=1)
-        for y in np.flatnonzero(gap <= reach):
+        for y in np.flatnonzero(gaps[x] <= reach):
             if y == x:
                 continue
             d, _ = trees[y].query(c.coords[rows], k=1, distance_upper_bound=reach)

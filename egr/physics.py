@@ -49,6 +49,15 @@ class InterfacePhysics:
         return float(self.total_contacts - CLASH_WEIGHT * self.total_clashes)
 
 
+def box_gaps(coords: np.ndarray, rows_of: list[np.ndarray]) -> np.ndarray:
+    """(k, k) distance (Å) between the bounding boxes of the atom sets ``rows_of`` (rows of ``coords`` (n, 3)):
+    0 where boxes overlap, inf where a set is empty. No atom pair of two sets is closer than their gap."""
+    low = np.array([coords[rows].min(0) if len(rows) else np.full(3, np.inf) for rows in rows_of]).reshape(-1, 3)
+    high = np.array([coords[rows].max(0) if len(rows) else np.full(3, -np.inf) for rows in rows_of]).reshape(-1, 3)
+    apart = np.maximum(low[None, :, :] - high[:, None, :], low[:, None, :] - high[None, :, :])
+    return np.linalg.norm(np.maximum(0.0, apart), axis=2)
+
+
 def interface_physics(c: Complex) -> InterfacePhysics:
     """Contact and clash counts per chain pair of ``c`` (see :class:`InterfacePhysics`).
 
@@ -58,19 +67,13 @@ def interface_physics(c: Complex) -> InterfacePhysics:
     contacts = np.zeros((n_chains, n_chains), dtype=np.int64)
     clashes = np.zeros((n_chains, n_chains), dtype=np.int64)
     rows_of = [np.flatnonzero(c.chain_index == k) for k in range(n_chains)]
-    low = np.array([c.coords[rows].min(0) for rows in rows_of]).reshape(-1, 3)
-    high = np.array([c.coords[rows].max(0) for rows in rows_of]).reshape(-1, 3)
-    trees = {}
-    for a in range(n_chains):
-        gap = np.linalg.norm(np.maximum(0.0, np.maximum(low - high[a], low[a] - high)), axis=1)
-        for b in np.flatnonzero(gap < CONTACT_CUTOFF):
-            if b <= a:
-                continue
-            for k in (a, b):
-                if k not in trees:
-                    trees[k] = cKDTree(c.coords[rows_of[k]])
-            # sparse_distance_matrix keeps d ≤ cutoff; the definition is strict
-            d = trees[a].sparse_distance_matrix(trees[b], CONTACT_CUTOFF, output_type="ndarray")["v"]
-            contacts[a, b] = contacts[b, a] = int(np.sum(d < CONTACT_CUTOFF))
-            clashes[a, b] = clashes[b, a] = int(np.sum(d < CLASH_CUTOFF))
+    trees: dict[int, cKDTree] = {}
+    for a, b in zip(*np.nonzero(np.triu(box_gaps(c.coords, rows_of) < CONTACT_CUTOFF, 1))):
+        for k in (a, b):
+            if k not in trees:
+                trees[k] = cKDTree(c.coords[rows_of[k]])
+        # sparse_distance_matrix keeps d ≤ cutoff; the definition is strict
+        d = trees[a].sparse_distance_matrix(trees[b], CONTACT_CUTOFF, output_type="ndarray")["v"]
+        contacts[a, b] = contacts[b, a] = int(np.sum(d < CONTACT_CUTOFF))
+        clashes[a, b] = clashes[b, a] = int(np.sum(d < CLASH_CUTOFF))
     return InterfacePhysics(contacts=contacts, clashes=clashes)
