@@ -1,7 +1,8 @@
 """The never-worse gate: keep a refined decoy only where EGR's own docking-quality estimate predicts a gain.
 
-EGR's docking-quality head (:meth:`egr.model.EGR.docking_logits`) scores the interface crop of the
-input and of the refined structure with the same network. The predicted gain is
+EGR's docking-quality head (:meth:`egr.model.EGR.docking_from_features`) scores the input (from the
+input pass) and the refined structure (from the refinement pass) with the same network, at the same
+interface atoms (:func:`egr.refine.docking_estimates`). The predicted gain is
 ``pred_dockq(refined) − pred_dockq(input)``; the refined coordinates are kept when it exceeds a margin
 calibrated on the validation split (stored in the weights' JSON sidecar under :data:`GATE_KEY`) and the
 refined structure keeps the input's chemistry (:func:`egr.refine.physical_problems`). Otherwise the

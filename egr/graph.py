@@ -22,8 +22,6 @@ features stay invariant to rotation and translation.
 
 from __future__ import annotations
 
-import copy
-
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from egr.chemistry import AMINO_ACIDS, ATOM_VOCAB, COVALENT_RADII
-from egr.interface import crop_physics, interface_crop, subset
+from egr.interface import interface_crop, subset
 from egr.io import atomic_write_bytes
 from egr.structure import Complex
 
@@ -463,8 +461,6 @@ class DockingInput:
     pool_node: torch.Tensor
     pool_interface: torch.Tensor
     physics: torch.Tensor
-    pairs: np.ndarray  # (G, 2) chain indices of the complex per interface
-    atoms: np.ndarray  # (m,) rows of the complex in the crop, one per graph node
 
 
 def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
@@ -476,22 +472,7 @@ def docking_input(complex_: Complex, proximity: np.ndarray) -> DockingInput:
     graph = featurize("crop", part, np.asarray(proximity, dtype=np.float64)[crop.atoms],
                       np.full(part.n_atoms, "n/a")).graph
     return DockingInput(graph, torch.from_numpy(crop.pool_node), torch.from_numpy(crop.pool_interface),
-                        torch.from_numpy(crop.physics), crop.pairs, crop.atoms)
-
-
-def docking_input_moved(original: DockingInput, moved: Complex) -> DockingInput:
-    """``original``'s crop graph (atoms, edges, edge features, pooling) at the coordinates of ``moved`` (the
-    same complex, atoms moved: a refinement of it), with the physics inputs recomputed there.
-
-    This is how the docking head scores a refinement: EGR's own layers also carry the input's edge
-    features while they move coordinates, and one graph for both structures keeps k-NN and crop-boundary
-    changes out of the gate's comparison."""
-    import torch
-
-    graph = copy.copy(original.graph)  # shallow: only pos is replaced, the other tensors are shared
-    graph.pos = torch.from_numpy(np.asarray(moved.coords[original.atoms], dtype=np.float32))
-    physics = torch.from_numpy(crop_physics(moved, original.pairs))
-    return DockingInput(graph, original.pool_node, original.pool_interface, physics, original.pairs, original.atoms)
+                        torch.from_numpy(crop.physics))
 
 
 def batch_docking(inputs: list[DockingInput]) -> dict[str, torch.Tensor]:

@@ -1,8 +1,10 @@
 """The interface crop that EGR's docking-quality head reads (predicted DockQ, :mod:`egr.model`).
 
 Rigid docking keeps every distance within a chain, so whether a pose is right is decided at its
-interfaces. The docking head therefore sees a crop of the complex around them, the same crop in
-training and at inference:
+interfaces. The docking head therefore pools over atoms at them. Training runs EGR's layers over a crop
+of the complex around the interfaces only (a CPU epoch over thousands of poses fits in minutes);
+inference pools the same atoms (:attr:`InterfaceCrop.pool_rows`) from the full-graph input pass that runs
+anyway, which gives the same estimate to within a few thousandths (MODEL_CARD.md):
 
 * **interfaces**: chain pairs with at least one heavy-atom pair closer than :data:`egr.physics.CONTACT_CUTOFF`
   (5 Å); where no pair is in contact, every chain pair (a decoy whose partners do not touch must still
@@ -53,6 +55,12 @@ class InterfaceCrop:
     pool_interface: np.ndarray
     pairs: np.ndarray
     physics: np.ndarray
+
+    @property
+    def pool_rows(self) -> np.ndarray:
+        """(M,) int rows of the complex of each pooled membership: the pooling on the full graph, whose
+        nodes are the complex's atoms in order."""
+        return self.atoms[self.pool_node]
 
 
 def subset(c: Complex, rows: np.ndarray) -> Complex:

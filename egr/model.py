@@ -12,10 +12,13 @@ equations are those of docs/design.md ("EGR, precisely"); for every layer l, wit
     x_i' = α x_i⁰ + (1 − α) x_i + mean_j x̂_ji φ_x(m_ji)   (all layers but the last)
     h_i' = β φ_h([LN(h_i), mean_j m_ji, a_i, h_i⁰]) + (1 − β) h_i
 
-The docking-quality head (predicted DockQ) reads the same layers run over the interface crop of a
-structure (:mod:`egr.interface`) with every coordinate update off: per interface, the mean and the
-maximum of the normalised final features over its pooled nodes, with the interface's two physics
-counts, go through an MLP to one logit; predicted DockQ = sigmoid(logit).
+The docking-quality head (predicted DockQ) reads the final features of the same layers run with every
+coordinate update off (the input pass): per interface, the mean and the maximum of the normalised
+features over its pooled nodes (:mod:`egr.interface`), with the interface's two physics counts, go
+through an MLP to one logit; predicted DockQ = sigmoid(logit). Training runs that pass over interface
+crops, inference reads the full-graph input pass that the never-worse gate runs anyway (the two agree
+to 0.003 in predicted DockQ: MODEL_CARD.md); the refined structure's estimate reads the refinement
+pass's final features.
 
 Coordinates only ever enter through differences and are updated by sums of difference vectors
 weighted with invariant scalars, so the output is E(3)-equivariant (rotations, reflections,
@@ -34,7 +37,7 @@ from torch import Tensor, nn
 from egr.graph import ALL_ATOM_SCHEMA, GraphSchema, LayoutError, layout_of
 from egr.interface import N_PHYSICS
 
-__all__ = ["EGR", "EGRConfig", "EGRLayer"]
+__all__ = ["EGR", "EGRConfig", "EGRLayer", "Passes"]
 
 _LEAKY_SLOPE = 0.01
 # Added under the square root of squared distances: keeps the gradient of ‖d‖ finite for
@@ -91,6 +94,19 @@ class EGRConfig:
             raise ValueError(f"EGRConfig.radial_base must be > 1, got {self.radial_base}")
         if self.coord_norm_const <= 0.0:
             raise ValueError(f"EGRConfig.coord_norm_const must be > 0, got {self.coord_norm_const}")
+
+
+@dataclass(frozen=True)
+class Passes:
+    """Outputs of :meth:`EGR.passes`: refined coordinates (n, 3) Å, per-node QA of the refined (``qa``) and
+    of the input structure (``qa_input``), (n,) in [0, 1], and the final node features (n, hidden) of the
+    refinement pass (``features``) and of the input pass (``features_input``; None without one)."""
+
+    coords: Tensor
+    qa: Tensor
+    qa_input: Tensor | None
+    features: Tensor
+    features_input: Tensor | None
 
 
 class _MLP(nn.Module):
@@ -349,8 +365,8 @@ class EGR(nn.Module):
         Returns:
             (coords, qa): refined coordinates (n, 3) in Å and per-node quality (n,) in [0, 1].
         """
-        coords, qa, _ = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=False)
-        return coords, qa
+        passes = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=False)
+        return passes.coords, passes.qa
 
     def forward_with_input_pass(
         self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None
@@ -358,17 +374,19 @@ class EGR(nn.Module):
         """:meth:`forward` plus the QA of the input structure itself (n,): the same layers with every
         coordinate update off, as the never-worse gate (:mod:`egr.gate`) needs. Both passes see the
         input coordinates in the first layer, so that layer is computed once."""
-        return self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
+        passes = self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
+        return passes.coords, passes.qa, passes.qa_input
 
     def docking_logits(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
                        pool_node: Tensor, pool_interface: Tensor, physics: Tensor) -> Tensor:
-        """Docking-quality logits of interfaces, from crop graphs (:mod:`egr.interface`); sigmoid = predicted DockQ.
+        """Docking-quality logits of interfaces from an input pass (every coordinate update off) over graphs of
+        the structures themselves; sigmoid = predicted DockQ. Training runs it on interface crop graphs
+        (:func:`egr.graph.docking_input`), scoring on the full graph, where it equals the input pass of
+        :meth:`passes`.
 
         Args:
-            x, pos, edge_index, edge_attr, batch: the crop graphs, as in :meth:`forward`.
-            pool_node: (M,) long node of each pooled membership; pool_interface: (M,) long, its interface
-                (0..G-1, every interface with at least one node).
-            physics: (G, N_PHYSICS) float, the interfaces' physics inputs.
+            x, pos, edge_index, edge_attr, batch: the graphs, as in :meth:`forward`.
+            pool_node, pool_interface, physics: as in :meth:`docking_from_features`.
 
         Returns:
             (G,) logits.
@@ -378,7 +396,21 @@ class EGR(nn.Module):
         h = h0
         for layer in self.layers:
             h, _ = layer(h, x0, h0, x0, edge_attr, topo, update_coords=False, geometry=geometry)
-        members = self.dock_norm(h).index_select(0, pool_node)  # (M, hidden)
+        return self.docking_from_features(h, pool_node, pool_interface, physics)
+
+    def docking_from_features(self, h: Tensor, pool_node: Tensor, pool_interface: Tensor, physics: Tensor) -> Tensor:
+        """The docking head on final node features ``h`` (n, hidden): per interface, the mean and the maximum of
+        the normalised features over its pooled nodes, with its physics inputs, through an MLP to one logit.
+
+        Args:
+            pool_node: (M,) long node of each pooled membership; pool_interface: (M,) long, its interface
+                (0..G-1, every interface with at least one node).
+            physics: (G, N_PHYSICS) float, the interfaces' physics inputs.
+
+        Returns:
+            (G,) logits.
+        """
+        members = self.dock_norm(h.index_select(0, pool_node))  # (M, hidden)
         groups = physics.shape[0]
         index = pool_interface.unsqueeze(1).expand_as(members)
         total = members.new_zeros((groups, members.shape[1])).index_add(0, pool_interface, members)
@@ -387,8 +419,14 @@ class EGR(nn.Module):
                                                                              include_self=False)
         return self.dock_head(torch.cat([total / count, peak, physics.to(members.dtype)], 1)).squeeze(1)
 
+    def passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None
+               ) -> Passes:
+        """:meth:`forward_with_input_pass` with both passes' final node features, which
+        :meth:`docking_from_features` turns into the docking estimates of the input and the refined structure."""
+        return self._passes(x, pos, edge_index, edge_attr, batch, input_pass=True)
+
     def _passes(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None,
-                input_pass: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+                input_pass: bool) -> Passes:
         topo, centre, x0, h0 = self._start(x, pos, edge_index, edge_attr, batch)
         h, coords = h0, x0
         h_input = None
@@ -401,7 +439,7 @@ class EGR(nn.Module):
             if input_pass and index == 0:
                 h_input = h
         qa_input = self._qa(h_input) if input_pass else None
-        return coords + centre, self._qa(h), qa_input
+        return Passes(coords + centre, self._qa(h), qa_input, h, h_input)
 
     def _start(self, x: Tensor, pos: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None
                ) -> tuple[_Topology, Tensor, Tensor, Tensor]:

@@ -1,10 +1,11 @@
 """Refinement and quality assessment: EGR's forward passes, one graph at a time (``egr refine``).
 
-Per decoy, EGR's full-graph pass refines the coordinates and predicts per-residue LDDT-Cα (pLDDT); its
-docking-quality head (:meth:`egr.model.EGR.docking_logits`) then scores the interface crop of the input
-and of the refined structure, in one batch: ``pred_dockq`` (the input decoy's predicted DockQ, the score
-decoys are ranked by) and ``pred_dockq_refined`` (the refined coordinates on the input's crop graph,
-:func:`egr.graph.docking_input_moved`). A complex's predicted DockQ is the mean over its interfaces
+Per decoy, EGR's passes over the full graph (:meth:`egr.model.EGR.passes`) refine the coordinates and
+predict per-residue LDDT-Cα (pLDDT) of the refined and of the input structure; the docking-quality head
+(:meth:`egr.model.EGR.docking_from_features`) then reads their final features at the interface atoms
+(:mod:`egr.interface`): ``pred_dockq`` from the input pass (the input decoy's predicted DockQ, the score
+decoys are ranked by) and ``pred_dockq_refined`` from the refinement pass, with the physics inputs
+recounted at the refined coordinates. A complex's predicted DockQ is the mean over its interfaces
 (:mod:`egr.interface`), like DockQ's GlobalDockQ; with more than two chains each interface's value is
 kept too. Single-chain inputs and Cα graphs get no docking estimate.
 
@@ -22,16 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from scipy.spatial import cKDTree
 from torch_geometric.data import Batch, Data
 
 from egr import __version__
 from egr.gate import decide
-from egr.graph import (GRAPH_SCHEMAS, DockingInput, GraphBundle, LayoutError, batch_docking, docking_input,
-                       docking_input_moved, surface_proximity)
+from egr.graph import GRAPH_SCHEMAS, GraphBundle, LayoutError, featurize
 from egr.io import atomic_write_json, atomic_write_text
 from egr.layout import plddt_csv, refined_pdb, scores_json
-from egr.model import EGR
+from egr.interface import InterfaceCrop, crop_physics, interface_crop
+from egr.model import EGR, Passes
 from egr.physics import interface_physics
 from egr.structure import Complex, write_pdb
 from egr.weights import ModelInfo
@@ -65,46 +67,53 @@ class DockingEstimate:
 
 def predict_docking(model: EGR, complexes: list[Complex], proximities: list[np.ndarray],
                     device: str | torch.device = "cpu") -> list[DockingEstimate]:
-    """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity), in one batch."""
-    usable = [i for i, c in enumerate(complexes) if _has_interface(c)]
-    estimates = [DockingEstimate(None, {}) for _ in complexes]
-    inputs = [docking_input(complexes[i], proximities[i]) for i in usable]
-    for i, estimate in zip(usable, _estimate(model, inputs, [complexes[i].chain_names for i in usable], device)):
-        estimates[i] = estimate
+    """Docking-quality estimates of ``complexes`` (each with its per-atom surface proximity): the input pass
+    over each one's full all-atom graph, the same estimate as ``pred_dockq`` of :func:`refine_bundles`."""
+    estimates = []
+    for c, proximity in zip(complexes, proximities):
+        if not _has_interface(c):
+            estimates.append(DockingEstimate(None, {}))
+            continue
+        graph = featurize("score", c, np.asarray(proximity, dtype=np.float64), np.full(c.n_atoms, "n/a")).graph.to(device)
+        crop = interface_crop(c)
+        with torch.inference_mode():
+            logits = model.docking_logits(graph.x, graph.pos, graph.edge_index, graph.edge_attr, None,
+                                          *_pooling(crop, crop.physics, device))
+        estimates.append(_named(logits, crop, c.chain_names))
     return estimates
 
 
-def predict_refinement_docking(model: EGR, complex_: Complex, refined_coords: np.ndarray, proximity: np.ndarray,
-                               device: str | torch.device = "cpu") -> tuple[DockingEstimate, DockingEstimate]:
-    """Predicted DockQ of ``complex_`` and of its refinement (``refined_coords`` (n_atoms, 3) Å), in one batch.
-    The refinement is scored on the input's crop graph (:func:`egr.graph.docking_input_moved`)."""
-    if not _has_interface(complex_):
+def docking_estimates(model: EGR, complex_: Complex, passes: Passes, device: str | torch.device = "cpu"
+                      ) -> tuple[DockingEstimate, DockingEstimate]:
+    """Predicted DockQ of ``complex_`` and of its refinement, from :meth:`EGR.passes` over its full graph: the
+    input pass's final features for the input, the refinement pass's for the refined coordinates (with the
+    physics inputs recounted there)."""
+    if not _has_interface(complex_) or passes.features_input is None:
         return DockingEstimate(None, {}), DockingEstimate(None, {})
-    before = docking_input(complex_, proximity)
-    after = docking_input_moved(before, complex_.with_coords(refined_coords))
-    first, second = _estimate(model, [before, after], [complex_.chain_names] * 2, device)
-    return first, second
+    crop = interface_crop(complex_)
+    refined = complex_.with_coords(passes.coords.double().cpu().numpy())
+    with torch.inference_mode():
+        before = model.docking_from_features(passes.features_input, *_pooling(crop, crop.physics, device))
+        after = model.docking_from_features(passes.features, *_pooling(crop, crop_physics(refined, crop.pairs),
+                                                                        device))
+    return _named(before, crop, complex_.chain_names), _named(after, crop, complex_.chain_names)
 
 
 def _has_interface(c: Complex) -> bool:
     return bool(c.n_atoms) and int(c.chain_index.max()) >= 1
 
 
-def _estimate(model: EGR, inputs: list[DockingInput], chain_names: list, device: str | torch.device
-              ) -> list[DockingEstimate]:
-    """One batched pass of the docking head over ``inputs``; interfaces named by each structure's chains."""
-    if not inputs:
-        return []
-    batch = {k: v.to(device) for k, v in batch_docking(inputs).items()}
-    owner = batch.pop("owner").cpu().numpy()
-    with torch.inference_mode():
-        values = torch.sigmoid(model.docking_logits(**batch)).double().cpu().numpy()
-    estimates = []
-    for slot, (crop, names) in enumerate(zip(inputs, chain_names)):
-        mine = values[owner == slot]
-        interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(crop.pairs, mine)}
-        estimates.append(DockingEstimate(round(float(mine.mean()), 4), interfaces))
-    return estimates
+def _pooling(crop: InterfaceCrop, physics: np.ndarray, device: str | torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """The docking head's pooling arguments on the full graph (nodes = the complex's atoms)."""
+    return (torch.from_numpy(crop.pool_rows).to(device), torch.from_numpy(crop.pool_interface).to(device),
+            torch.from_numpy(physics).to(device))
+
+
+def _named(logits: Tensor, crop: InterfaceCrop, names: np.ndarray) -> DockingEstimate:
+    """Per-interface sigmoid(logits) named ``"<chain>-<chain>"``, and their mean."""
+    values = torch.sigmoid(logits).double().cpu().numpy()
+    interfaces = {f"{names[a]}-{names[b]}": round(float(v), 4) for (a, b), v in zip(crop.pairs, values)}
+    return DockingEstimate(round(float(values.mean()), 4), interfaces)
 
 
 def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.device = "cpu",
@@ -137,23 +146,18 @@ def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torc
     gated, and the docking-quality passes of the input and refined structures; ``seconds`` = their wall
     time, results copied back to the host included (which also waits for an asynchronous device)."""
     began = time.perf_counter()
-    inputs = (graph.x, graph.pos, graph.edge_index, graph.edge_attr)
     with torch.inference_mode():
-        # the input pass's pLDDT is only written where the gate falls back to the input
-        if gate_margin is None:
-            (pos, qa), qa_input = model(*inputs), None
-        else:
-            pos, qa, qa_input = model.forward_with_input_pass(*inputs)
-    refinement = _to_refinement(bundle, pos.double().cpu().numpy(), qa.double().cpu().numpy(), 0.0)
+        # the input pass gives pred_dockq, and the pLDDT written where the gate falls back to the input
+        passes = model.passes(graph.x, graph.pos, graph.edge_index, graph.edge_attr)
+    refinement = _to_refinement(bundle, passes.coords.double().cpu().numpy(), passes.qa.double().cpu().numpy(), 0.0)
     if bundle.kind == "all_atom":
-        proximity = surface_proximity(bundle.graph, bundle.schema)
-        before, after = predict_refinement_docking(model, bundle.complex, refinement.coords, proximity, device)
+        before, after = docking_estimates(model, bundle.complex, passes, device)
     else:
         before = after = DockingEstimate(None, {})
     refinement = replace(refinement, seconds=time.perf_counter() - began, docking=before, docking_refined=after)
     if gate_margin is None:
         return refinement
-    qa_input = qa_input.double().cpu().numpy()
+    qa_input = passes.qa_input.double().cpu().numpy()
     refinement = _gated(bundle, refinement, qa_input, gate_margin)
     return _physical_or_input(bundle, refinement, qa_input)
 

@@ -81,7 +81,7 @@ from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
 from egr.physics import interface_physics
 from egr.poses import load_poses, pose_coords
-from egr.refine import predict_refinement_docking
+from egr.refine import docking_estimates
 from egr.split import read_splits
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
@@ -419,8 +419,8 @@ def _rmsd(a: Tensor, b: Tensor) -> float:
 def evaluate_example(model: EGR, example: Example, device: torch.device, score_dockq: bool) -> DecoyResult:
     """Refine one decoy (no noise) and measure it against its native (see :class:`DecoyResult`)."""
     g = example.graph.to(device)
-    refined, qa, qa_input = model.forward_with_input_pass(g.x, g.pos, g.edge_index, g.edge_attr)
-    refined, qa, qa_input, pos = refined.cpu(), qa.cpu(), qa_input.cpu(), g.pos.cpu()
+    passes = model.passes(g.x, g.pos, g.edge_index, g.edge_attr)
+    refined, qa, qa_input, pos = passes.coords.cpu(), passes.qa.cpu(), passes.qa_input.cpu(), g.pos.cpu()
     m, ca_node = example.target_mask, example.ca_node
     ca_mask = torch.zeros_like(m)
     ca_mask[ca_node[ca_node >= 0]] = True
@@ -433,8 +433,7 @@ def evaluate_example(model: EGR, example: Example, device: torch.device, score_d
     true_out, true_in = lddt_out[valid].numpy(), lddt_in[valid].numpy()
     correlated = len(qa_res) > 2 and np.ptp(qa_res) > 0 and np.ptp(true_out) > 0
     refined_complex = example.complex.with_coords(refined.double().numpy())
-    docking_in, docking_out = predict_refinement_docking(model, example.complex, refined_complex.coords,
-                                                         surface_proximity(example.graph), device)
+    docking_in, docking_out = docking_estimates(model, example.complex, passes, device)
     dockq_refined = None
     if score_dockq:
         with tempfile.TemporaryDirectory(prefix="egr-val-") as scratch:
