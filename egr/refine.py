@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 from scipy.spatial import cKDTree
+from torch import Tensor
 from torch_geometric.data import Batch, Data
 
 from egr import __version__
@@ -88,7 +88,7 @@ def docking_estimates(model: EGR, complex_: Complex, passes: Passes, device: str
     """Predicted DockQ of ``complex_`` and of its refinement, from :meth:`EGR.passes` over its full graph: the
     input pass's final features for the input, the refinement pass's for the refined coordinates (with the
     physics inputs recounted there)."""
-    if not _has_interface(complex_) or passes.features_input is None:
+    if not _has_interface(complex_):
         return DockingEstimate(None, {}), DockingEstimate(None, {})
     crop = interface_crop(complex_)
     refined = complex_.with_coords(passes.coords.double().cpu().numpy())
@@ -142,8 +142,8 @@ def refine_bundles(bundles: list[GraphBundle], model: EGR, device: str | torch.d
 
 def _refine_one(bundle: GraphBundle, graph: Data, model: EGR, device: str | torch.device,
                 gate_margin: float | None) -> Refinement:
-    """One decoy's passes on its graph (already on ``device``): refinement, the gate's input pass when
-    gated, and the docking-quality passes of the input and refined structures; ``seconds`` = their wall
+    """One decoy's passes on its graph (already on ``device``): refinement and the input pass, whose final
+    features give the docking estimates of the refined and the input structure; ``seconds`` = their wall
     time, results copied back to the host included (which also waits for an asynchronous device)."""
     began = time.perf_counter()
     with torch.inference_mode():
