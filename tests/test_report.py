@@ -543,7 +543,10 @@ def test_screenshot_renders_the_page(report: tuple[Path, Path], tmp_path: Path) 
 # does, each step's visible result recorded on <body data-exercised>. A step that throws leaves no record
 # and an "Uncaught" console line.
 EXERCISE = """
-window.addEventListener('load', () => setTimeout(() => {
+// the first track opens from an IntersectionObserver, whose callback has no fixed time: wait for it (at most 4 s)
+const whenOpened = (go, tries = 40) => document.querySelector('tr.detail svg') || !tries ? go()
+  : setTimeout(() => whenOpened(go, tries - 1), 100);
+window.addEventListener('load', () => whenOpened(() => {
   const out = {}, table = document.getElementById('decoy-table'), heads = [...table.tHead.rows[0].cells];
   const shown = () => [...table.tBodies[0].rows].filter(r => r.classList.contains('main')).map(r => r.cells[0].textContent);
   out.opened = document.querySelectorAll('tr.detail svg').length;
@@ -569,7 +572,7 @@ window.addEventListener('load', () => setTimeout(() => {
   });
   out.sparks = document.querySelectorAll('canvas.spark[data-drawn]').length;
   document.body.dataset.exercised = JSON.stringify(out);
-}, 500));
+}));
 """
 
 
@@ -580,7 +583,8 @@ def test_page_script_runs_without_console_errors(report: tuple[Path, Path], tmp_
     results, outdir = report
     page = tmp_path / "exercise.html"
     page.write_text((outdir / "report.html").read_text().replace("</body>", f"<script>{EXERCISE}</script></body>"))
-    # the virtual time budget lets the observers fire (sparklines drawn, first track opened) before the dump
+    # the virtual time budget lets the observers fire (sparklines drawn, first track opened) and the exercise
+    # wait for them before the dump
     done = _chromium(page, tmp_path, "--window-size=1400,3000", "--virtual-time-budget=5000", "--dump-dom")
     console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
     assert not console, f"the page wrote to the console (it never does unless something failed): {console}"
