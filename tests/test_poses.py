@@ -97,6 +97,30 @@ def test_embedded_poses_replace_the_last_wrong_site_ones_only(sampled) -> None:
     assert (embedded.clashes[embedded.kind == 3] > default.clashes[default.kind == 2].max()).all()
 
 
+def test_docked_poses_climb_from_the_wrong_site_touch_to_more_contacts(sampled, tmp_path: Path) -> None:
+    """A docked pose starts from the wrong-site approach the default would have made there and climbs to a
+    higher contacts − 10 × clashes within the clash budget; its counts and DockQ label stay exact."""
+    case = sampled["dips"]
+    base, native = case["base"], case["native"]
+    default = P.sample_poses(base, native, n=16, seed=7, base_file=case["file"])
+    docked = P.sample_poses(base, native, n=16, seed=7, base_file=case["file"],
+                            config=P.SamplerConfig(docked_fraction=0.14))
+    assert np.bincount(docked.kind, minlength=5).tolist() == [1, 11, 2, 0, 2]
+    np.testing.assert_array_equal(default.rotations[:14], docked.rotations[:14])
+    score = lambda poses, i: int(poses.contacts[i]) - 10 * int(poses.clashes[i])  # noqa: E731
+    assert score(docked, 14) > score(default, 14)
+    mask = P.ligand_mask(base, docked.ligand_chain)
+    top = max(3, P.DockQLabeller(base, case["file"], native).native_clashes)
+    for i in (14, 15):
+        coords = P.pose_coords(base, docked, i)
+        d = cdist(coords[mask], coords[~mask])
+        assert int((d < 3.0).sum()) == docked.clashes[i] <= top, i
+        assert int((d < 5.0).sum()) == docked.contacts[i], i
+    path = tmp_path / "docked.pdb"
+    write_pdb(base.with_coords(P.pose_coords(base, docked, 15)), path)
+    assert docked.dockq[15] == pytest.approx(dockq_scores(path, native)["global_dockq"], abs=1e-3)
+
+
 def test_identity_pose_has_the_base_dockq(sampled) -> None:
     dips, bm5 = sampled["dips"]["poses"], sampled["bm5"]["poses"]
     assert dips.dockq[0] == pytest.approx(1.0, abs=1e-9) and dips.fnat[0] == 1.0
