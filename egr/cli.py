@@ -636,6 +636,8 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
               help="Docking steps per sampled base and epoch.")
 @click.option("--groups-per-real-target", type=click.IntRange(min=1), default=1, show_default=True,
               help="Docking steps per epoch for each training target with ≥ 2 real docking decoys.")
+@click.option("--val-poses-per-base", type=click.IntRange(min=0), default=24, show_default=True,
+              help="Sampled poses per validation base (from --poses) in the checkpoint criterion; 0: real decoys only.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
@@ -699,16 +701,19 @@ def _echo_skipped(rows: list[dict]) -> None:
               help="Each base's seed is derived from (seed, set, target, base), whatever the order or workers.")
 @click.option("--embedded-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Share of the poses that interpenetrate their receptor at a wrong site (egr.poses: 'embedded').")
+@click.option("--docked-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Share of the poses that are wrong-site approaches climbed to more contacts − 10 × clashes "
+                   "(egr.poses: 'docked').")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], per_target: int, seed: int,
-                 embedded_fraction: float, workers: int) -> None:
+                 embedded_fraction: float, docked_fraction: float, workers: int) -> None:
     """Rigid-body docking poses with DockQ labels for every 2-chain target of the chosen splits (egr.poses)."""
     from egr.poses import SamplerConfig, sample_dataset
 
-    config = SamplerConfig(embedded_fraction=embedded_fraction)
-    if config.near_native_fraction + embedded_fraction > 1.0:
-        raise click.BadParameter(f"near-native ({config.near_native_fraction}) and embedded poses exceed all poses",
-                                 param_hint="'--embedded-fraction'")
+    config = SamplerConfig(embedded_fraction=embedded_fraction, docked_fraction=docked_fraction)
+    if config.near_native_fraction + embedded_fraction + docked_fraction > 1.0:
+        raise click.BadParameter(f"near-native ({config.near_native_fraction}), embedded and docked poses exceed "
+                                 "all poses", param_hint="'--embedded-fraction' / '--docked-fraction'")
     result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers, config,
                             progress=lambda line: click.echo(line, err=True))
     _echo_skipped(result["skipped"])
