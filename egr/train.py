@@ -38,8 +38,11 @@ scaled by ``docking_weight``: a regression on DockQ plus a pairwise ranking loss
 Optimiser AdamW (lr 1e-4); validation after every epoch on the real validation decoys: Cα/all-atom RMSD
 of refined vs native, QA Pearson correlations, ΔDockQ on the first ``val_dockq_decoys`` validation decoys,
 and the docking estimate's ranking figures (Spearman with DockQ over all decoys, ROC AUC for acceptable,
-ranking loss per target) beside the contacts−clashes reference (:mod:`egr.physics`). The checkpoint with
-the highest validation Spearman of predicted vs true DockQ is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
+ranking loss per target) beside the contacts−clashes reference (:mod:`egr.physics`), and, where a pose
+folder is given, the mean per-base Spearman over ``val_poses_per_base`` sampled poses of each validation
+base (:func:`pose_validation`). The checkpoint with the highest validation Spearman of predicted vs true
+DockQ (real decoys, averaged with the sampled poses' figure where there is one: 51 real decoys alone move
+by ±0.05 between neighbouring epochs) is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
 optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
 perturbations of epoch e draw from a generator seeded with (seed, e), so a resumed run reproduces an
 uninterrupted one exactly.
@@ -99,7 +102,8 @@ class TrainConfig:
     Model: hidden, num_layers, heads (EGRConfig). Loss: huber_delta (Å), lddt_weight (w),
     input_qa_weight (w_in; 0 skips the input pass), coord_min_dockq. Augmentation: noise_sigma (Å),
     rigid_rotation_deg (°), rigid_translation (Å), both 0 = off. Data: max_atoms (larger training decoys are
-    skipped, to bound time and memory), val_dockq_decoys. Optimiser: lr, weight_decay, grad_clip (max
+    skipped, to bound time and memory), val_dockq_decoys, val_poses_per_base (sampled poses per validation
+    base in the checkpoint criterion; 0 = real decoys only). Optimiser: lr, weight_decay, grad_clip (max
     gradient norm; 0 = off), epochs, seed.
     """
 
@@ -125,6 +129,7 @@ class TrainConfig:
     group_size: int = 8
     groups_per_base: int = 2
     groups_per_real_target: int = 1
+    val_poses_per_base: int = 24
     seed: int = 0
 
     def model_config(self) -> EGRConfig:
@@ -582,22 +587,60 @@ def _epoch_line(record: dict, epochs: int) -> str:
             f"dock {_number(t.get('dock_bce'), '.4f')}/{_number(t.get('dock_rank'), '.4f')} val Spearman "
             f"{_number(v['docking_egr']['spearman'])} AUC {_number(v['docking_egr']['auc_acceptable'])} "
             f"(contacts-clashes {_number(v['docking_contacts_clashes']['spearman'])} / "
-            f"{_number(v['docking_contacts_clashes']['auc_acceptable'])})")
+            f"{_number(v['docking_contacts_clashes']['auc_acceptable'])})"
+            + ("" if "docking_poses" not in v else
+               f" | val poses Spearman {_number(v['docking_poses']['egr_spearman'])} (contacts-clashes "
+               f"{_number(v['docking_poses']['contacts_clashes_spearman'])})"))
 
 
 def _criterion(record: dict) -> float:
-    """Checkpoint criterion, lower is better: minus the validation Spearman of predicted vs true DockQ
-    (inf where undefined)."""
+    """Checkpoint criterion, lower is better: minus the validation Spearman of predicted vs true DockQ over
+    the real validation decoys, averaged with the mean per-base Spearman over the sampled validation poses
+    where those were scored (inf where undefined)."""
     value = record["val"]["docking_egr"]["spearman"]
-    return math.inf if value is None else -float(value)
+    if value is None:
+        return math.inf
+    poses = record["val"].get("docking_poses", {}).get("egr_spearman")
+    return -float(value) if poses is None else -0.5 * (float(value) + float(poses))
 
 
-def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device) -> dict:
+def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int, device: torch.device) -> dict:
+    """Within-target ranking on sampled validation poses: per base, ``per_base`` poses drawn over its DockQ
+    strata with a fixed generator (the same poses every epoch), scored by the docking head on their
+    interface crops as in training (no noise); the mean over bases of Spearman(pred_dockq, DockQ), beside
+    the contacts − 10 × clashes reference on the same poses."""
+    egr, reference = [], []
+    for family in families:
+        chosen = family.draw(per_base, torch.Generator().manual_seed(0))
+        batch = batch_docking([docking_input(*family.member(i)) for i in chosen])
+        owner = batch.pop("owner").to(device)
+        with torch.no_grad():
+            logits = model.docking_logits(**{k: v.to(device) for k, v in batch.items()})
+        pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).cpu().numpy()
+        truth = family.dockq[chosen]
+        physics = family.poses.contacts[chosen] - 10.0 * family.poses.clashes[chosen]
+        if np.ptp(truth) > 0:
+            egr.append(stats.spearmanr(pred, truth).statistic)
+            reference.append(stats.spearmanr(physics, truth).statistic)
+
+    def mean(values: list[float]) -> float | None:
+        finite = [v for v in values if np.isfinite(v)]
+        return float(np.mean(finite)) if finite else None
+
+    return {"n_bases": len(egr), "poses_per_base": per_base, "egr_spearman": mean(egr),
+            "contacts_clashes_spearman": mean(reference)}
+
+
+def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device,
+              val_families: Sequence[DockingFamily] = ()) -> dict:
     model.eval()
     results = [evaluate_example(model, load_example(data.cache, row), device, score_dockq=i < cfg.val_dockq_decoys)
                for i, row in enumerate(data.val)]
+    summary = summarise(results, margin=0.0, coord_min_dockq=cfg.coord_min_dockq)
+    if val_families and cfg.val_poses_per_base > 0:
+        summary["docking_poses"] = pose_validation(model, val_families, cfg.val_poses_per_base, device)
     model.train()
-    return summarise(results, margin=0.0, coord_min_dockq=cfg.coord_min_dockq)
+    return summary
 
 
 @contextmanager
@@ -642,6 +685,8 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         if poses is not None:
             families += pose_families(poses, splits_file, "train")
         log(f"docking families: {len(families)} ({sum(f.base is not None for f in families)} of sampled poses)")
+    val_families = (pose_families(poses, splits_file, "val") if poses is not None and cfg.val_poses_per_base > 0
+                    else [])
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         model = EGR(cfg.model_config()).to(dev)
@@ -693,7 +738,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         record = {"epoch": epoch + 1, "train": {k: v / counts[k] for k, v in sums.items()},
                   "train_seconds": round(time.perf_counter() - began, 1)}
         if rank == 0:
-            record["val"] = _validate(model, data, cfg, dev)
+            record["val"] = _validate(model, data, cfg, dev, val_families)
             record["seconds"] = round(time.perf_counter() - began, 1)
             history.append(record)
             if best is None or _criterion(record) < _criterion(best):

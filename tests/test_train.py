@@ -14,16 +14,19 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from scipy import stats
 
 from egr.dataset import (build_targets, find_pairs, kabsch, lddt_ca_torch, load_example, pair_atoms,
                          prepare_pair, read_index, write_index)
 from egr.gate import GATE_KEY, decide, gate_record, keeps_refinement, stored_margin
 from egr.metrics import dockq_scores, residue_correspondence
 from egr.model import EGR, EGRConfig
+from egr.poses import sample_poses
 from egr.split import TargetSplit, write_splits
 from egr.structure import Complex, read_decoy, write_pdb
-from egr.train import (DecoyResult, DockingFamily, TrainConfig, _TwoPass, calibrate_margin, epoch_steps,
-                       rigid_perturbation, train, training_loss)
+from egr.surface import compute_surface
+from egr.train import (DecoyResult, DockingFamily, TrainConfig, _criterion, _TwoPass, calibrate_margin, epoch_steps,
+                       pose_validation, rigid_perturbation, train, training_loss)
 
 PAIRS = Path(__file__).parent / "data" / "pairs"
 BM5_DECOY, BM5_NATIVE = PAIRS / "bm5/2X9A/decoys/2X9A_unbound.pdb.gz", PAIRS / "bm5/2X9A/native/2X9A.pdb.gz"
@@ -276,6 +279,26 @@ def test_epoch_steps_count_docking_groups_per_kind_of_family() -> None:
     sampled = DockingFamily(key="bm5/b", dockq=np.array([0.1, 0.9]), proximity=[], base=object())
     cfg = TrainConfig(groups_per_base=2, groups_per_real_target=3)
     assert epoch_steps(2, [real, sampled], cfg) == [("decoy", 0), ("decoy", 1)] + [("family", 0)] * 3 + [("family", 1)] * 2
+
+
+def test_pose_validation_ranks_fixed_sampled_poses_beside_contacts_clashes() -> None:
+    """The sampled-pose half of the checkpoint criterion: the same poses every call, the reference computed
+    on exactly those, and the criterion the mean of the real-decoy and the pose Spearman."""
+    base, _ = read_decoy(KQ_NATIVE)
+    poses = sample_poses(base, KQ_NATIVE, n=12, seed=1)
+    proximity = compute_surface(base.coords, base.elements, base.chain_ids).proximity
+    family = DockingFamily(key="dips/kq", dockq=poses.dockq, proximity=[proximity], base=base, poses=poses)
+    torch.manual_seed(0)
+    model = EGR(TINY.model_config()).eval()
+    first = pose_validation(model, [family], 8, torch.device("cpu"))
+    assert first == pose_validation(model, [family], 8, torch.device("cpu"))
+    chosen = family.draw(8, torch.Generator().manual_seed(0))
+    reference = stats.spearmanr(poses.contacts[chosen] - 10 * poses.clashes[chosen], poses.dockq[chosen]).statistic
+    assert first["n_bases"] == 1 and first["contacts_clashes_spearman"] == pytest.approx(reference)
+    assert -1.0 <= first["egr_spearman"] <= 1.0
+    assert _criterion({"val": {"docking_egr": {"spearman": 0.2}, "docking_poses": {"egr_spearman": 0.6}}}) == \
+        pytest.approx(-0.4)
+    assert _criterion({"val": {"docking_egr": {"spearman": 0.2}}}) == pytest.approx(-0.2)
 
 
 def test_gate_decision_and_margin_calibration() -> None:
