@@ -129,7 +129,7 @@ from scipy.spatial import cKDTree
 from egr.evaluate import CAPRI_CLASSES
 from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
 from egr.jobs import run_jobs
-from egr.physics import CLASH_CUTOFF, CONTACT_CUTOFF
+from egr.physics import CLASH_CUTOFF, CLASH_WEIGHT, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
 
 POSES_FORMAT = "egr-poses/1"
@@ -794,9 +794,9 @@ def _climb(geometry: _Geometry, rng: np.random.Generator, rotation: np.ndarray, 
     and a tilt of the approach direction by up to θ/2 (θ = 24° in the first round, shrinking by a quarter
     per round), slid in again to the first touch with at most ``budget`` clashes; the best move is kept
     when it improves the score. Returns the climbed (R, u, s)."""
-    def score(r: np.ndarray, u: np.ndarray, offset: float) -> int:
+    def score(r: np.ndarray, u: np.ndarray, offset: float) -> float:
         clashes, contacts = geometry.counts(geometry.ligand(r, geometry.receptor_centre + offset * u))
-        return contacts - 10 * clashes
+        return contacts - CLASH_WEIGHT * clashes
 
     best = score(rotation, direction, s)
     angle = math.radians(24.0)

@@ -82,7 +82,7 @@ from egr import layout
 from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
-from egr.physics import interface_physics
+from egr.physics import CLASH_WEIGHT, interface_physics
 from egr.poses import load_poses, pose_coords
 from egr.refine import docking_estimates
 from egr.split import read_splits
@@ -290,10 +290,7 @@ def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, genera
         c, proximity = family.member(i)
         noise = torch.randn(c.coords.shape, generator=generator, dtype=torch.float64).numpy() * cfg.noise_sigma
         inputs.append(docking_input(c.with_coords(c.coords + noise), proximity))
-    batch = batch_docking(inputs)
-    owner = batch.pop("owner").to(device)
-    logits = net(docking={k: v.to(device) for k, v in batch.items()})
-    pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).clamp(1e-6, 1 - 1e-6)
+    pred = group_dockq(lambda batch: net(docking=batch), inputs, device).clamp(1e-6, 1 - 1e-6)
     truth = torch.as_tensor(family.dockq[chosen], dtype=pred.dtype, device=device)
     regression = F.binary_cross_entropy(pred, truth)
     score = torch.logit(pred)
@@ -301,6 +298,16 @@ def docking_loss(net: nn.Module, family: DockingFamily, cfg: TrainConfig, genera
     ranking = F.softplus(score[None, :] - score[:, None])[ordered].mean() if ordered.any() else score.sum() * 0.0
     loss = cfg.docking_weight * (regression + cfg.ranking_weight * ranking)
     return loss, {"dock_bce": float(regression.detach()), "dock_rank": float(ranking.detach())}
+
+
+def group_dockq(logits_of: Callable[[dict], Tensor], inputs: Sequence[dict], device: torch.device) -> Tensor:
+    """(len(inputs),) predicted DockQ of docking inputs (:func:`egr.graph.docking_input`) batched into one
+    pass: ``logits_of`` maps the batch's tensors to per-interface logits; each structure's interfaces are
+    averaged after the sigmoid."""
+    batch = batch_docking(inputs)
+    owner = batch.pop("owner").to(device)
+    logits = logits_of({k: v.to(device) for k, v in batch.items()})
+    return structure_means(torch.sigmoid(logits), owner, len(inputs))
 
 
 def epoch_steps(n_decoys: int, families: Sequence[DockingFamily], cfg: TrainConfig) -> list[tuple[str, int]]:
@@ -612,13 +619,11 @@ def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int
     egr, reference = [], []
     for family in families:
         chosen = family.draw(per_base, torch.Generator().manual_seed(0))
-        batch = batch_docking([docking_input(*family.member(i)) for i in chosen])
-        owner = batch.pop("owner").to(device)
         with torch.no_grad():
-            logits = model.docking_logits(**{k: v.to(device) for k, v in batch.items()})
-        pred = structure_means(torch.sigmoid(logits), owner, len(chosen)).cpu().numpy()
+            pred = group_dockq(lambda batch: model.docking_logits(**batch),
+                               [docking_input(*family.member(i)) for i in chosen], device).cpu().numpy()
         truth = family.dockq[chosen]
-        physics = family.poses.contacts[chosen] - 10.0 * family.poses.clashes[chosen]
+        physics = family.poses.contacts[chosen] - CLASH_WEIGHT * family.poses.clashes[chosen]
         if np.ptp(truth) > 0:
             egr.append(stats.spearmanr(pred, truth).statistic)
             reference.append(stats.spearmanr(physics, truth).statistic)
