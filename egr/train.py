@@ -581,13 +581,34 @@ def _save_checkpoint(path: Path, model: EGR, optimiser: torch.optim.Optimizer, e
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def _load_initial(model: EGR, weights: Path, device: torch.device) -> None:
+    """Load ``weights`` into ``model``; ValueError where their model config differs from the run's."""
+    initial, _ = load_model(weights, device)
+    changed = sorted(k for k, v in asdict(model.config).items() if getattr(initial.config, k) != v)
+    if changed:
+        raise ValueError(f"{weights}: model config differs from this run's ("
+                         + ", ".join(f"{k} {getattr(initial.config, k)} vs {getattr(model.config, k)}" for k in changed)
+                         + ")")
+    model.load_state_dict(initial.state_dict())
+
+
+def _save_best(model: EGR, outdir: Path, cfg: TrainConfig, record: dict, history: list[dict], splits_file: Path) -> None:
+    """Write ``best.safetensors`` (+ sidecar); a fine-tuned run names the weights it started from (its epoch 0)."""
+    training = {"config": asdict(cfg), "epoch": record["epoch"], "validation": record["val"], "splits": str(splits_file)}
+    if history and history[0]["epoch"] == 0:
+        training["init_weights"] = history[0]["init_weights"]
+    save_weights(model, outdir / "best.safetensors", trained=True,
+                 description=f"EGR trained by egr.train (best validation DockQ Spearman, epoch {record['epoch']})",
+                 extra={"training": training})
+
+
 def _number(value: float | None, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
     t, v = record["train"], record["val"]
-    return (f"epoch {record['epoch']}/{epochs} {record['seconds']:.0f}s loss {t['loss']:.4f} (coord {_number(t.get('coord'), '.4f')}, "
+    return (f"epoch {record['epoch']}/{epochs} {record['seconds']:.0f}s loss {_number(t.get('loss'), '.4f')} (coord {_number(t.get('coord'), '.4f')}, "
             f"qa {_number(t.get('qa'), '.4f')}, qa_input {_number(t.get('qa_input'), '.4f')}) | val RMSD {_number(v['rmsd_refinable'])} "
             f"(input {_number(v['rmsd_refinable_input'])}) ΔLDDT {_number(v['delta_lddt'], '+.4f')} "
             f"QA r {_number(v['qa_pearson_residues'])} ΔDockQ {_number(v['delta_dockq_mean_raw'], '+.4f')} | "
@@ -665,19 +686,22 @@ def _deterministic_algorithms() -> Iterator[None]:
 
 
 def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool = False,
-          device: str = "cpu", log: Callable[[str], None] = print, poses: Path | None = None) -> dict:
+          device: str = "cpu", log: Callable[[str], None] = print, poses: Path | None = None,
+          init_weights: Path | None = None) -> dict:
     """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
     ``poses``: an ``egr sample-poses`` folder whose training-split bases feed the docking steps.
+    ``init_weights``: start from these weights (same model config) instead of a seeded initialisation; they are
+    validated first as epoch 0, so a fine-tuned epoch replaces them as ``best`` only where it validates better.
 
     Returns the best epoch's record (epoch, training loss parts, validation summary). Runs on CPU are
     bit-for-bit reproducible for a given seed and thread count.
     """
     with _deterministic_algorithms():
-        return _train(cache, splits_file, outdir, cfg, resume, device, log, poses)
+        return _train(cache, splits_file, outdir, cfg, resume, device, log, poses, init_weights)
 
 
 def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool, device: str,
-           log: Callable[[str], None], poses: Path | None) -> dict:
+           log: Callable[[str], None], poses: Path | None, init_weights: Path | None) -> dict:
     rank, world = _distributed(device)
     dev = _device(device, world)
     data = select_data(cache, splits_file, cfg.max_atoms)
@@ -711,6 +735,16 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         optimiser.load_state_dict(state["optimiser"])
         start, history, best = int(state["epoch"]), json.loads(state["history"]), json.loads(state["best"])
         log(f"resumed from {checkpoint} after epoch {start}")
+    elif init_weights is not None:
+        _load_initial(model, init_weights, dev)
+        if rank == 0:
+            began = time.perf_counter()
+            best = {"epoch": 0, "train": {}, "val": _validate(model, data, cfg, dev, val_families),
+                    "init_weights": str(init_weights)}
+            best["seconds"] = round(time.perf_counter() - began, 1)
+            history.append(best)
+            _save_best(model, outdir, cfg, best, history, splits_file)
+            log(f"initial weights {init_weights}: " + _epoch_line(best, cfg.epochs))
     net: nn.Module = _TwoPass(model, input_pass=cfg.input_qa_weight > 0)
     if world > 1:
         # a docking step leaves the coordinate and pLDDT heads unused, a refinement step the docking head
@@ -748,10 +782,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
             history.append(record)
             if best is None or _criterion(record) < _criterion(best):
                 best = record
-                save_weights(model, outdir / "best.safetensors", trained=True,
-                             description=f"EGR trained by egr.train (best validation DockQ Spearman, epoch {epoch + 1})",
-                             extra={"training": {"config": asdict(cfg), "epoch": epoch + 1, "validation": record["val"],
-                                                 "splits": str(splits_file)}})
+                _save_best(model, outdir, cfg, best, history, splits_file)
             _save_checkpoint(checkpoint, model, optimiser, epoch + 1, cfg, history, best)
             atomic_write_json(outdir / "history.json", history)
             log(_epoch_line(record, cfg.epochs))

@@ -3,6 +3,7 @@ mapping + sequence alignment, superposition, LDDT labels, loss, determinism, res
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -27,6 +28,7 @@ from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
 from egr.train import (DecoyResult, DockingFamily, TrainConfig, _criterion, _TwoPass, calibrate_margin, epoch_steps,
                        pose_validation, rigid_perturbation, train, training_loss)
+from egr.weights import save_weights
 
 PAIRS = Path(__file__).parent / "data" / "pairs"
 BM5_DECOY, BM5_NATIVE = PAIRS / "bm5/2X9A/decoys/2X9A_unbound.pdb.gz", PAIRS / "bm5/2X9A/native/2X9A.pdb.gz"
@@ -235,6 +237,29 @@ def test_training_is_deterministic_and_resume_reproduces(cache: tuple[Path, Path
     assert any("resumed" in line for line in log)
     with pytest.raises(ValueError, match="lr"):
         train(cache_dir, splits, tmp_path / "c", replace(TINY, lr=0.5), resume=True, log=log.append)
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_keeps_them_unless_an_epoch_validates_better(
+        cache: tuple[Path, Path], tmp_path: Path) -> None:
+    cache_dir, splits = cache
+    torch.manual_seed(3)
+    initial = EGR(TINY.model_config())
+    save_weights(initial, tmp_path / "init.safetensors", trained=False, description="seeded elsewhere")
+    log: list[str] = []
+    # lr 0: the epoch leaves the weights as loaded, so it validates exactly as epoch 0 and does not replace it
+    best = train(cache_dir, splits, tmp_path / "ft", replace(TINY, epochs=1, lr=0.0), log=log.append,
+                 init_weights=tmp_path / "init.safetensors")
+    history = json.loads((tmp_path / "ft/history.json").read_text())
+    assert [r["epoch"] for r in history] == [0, 1] and best["epoch"] == 0
+    assert history[0]["val"] == history[1]["val"]
+    saved = load_file(tmp_path / "ft/best.safetensors")
+    assert all(torch.equal(saved[k], v) for k, v in initial.state_dict().items())
+    sidecar = json.loads((tmp_path / "ft/best.json").read_text())
+    assert sidecar["training"]["init_weights"] == str(tmp_path / "init.safetensors")
+    assert any(line.startswith("initial weights") for line in log)
+    with pytest.raises(ValueError, match="hidden 8 vs 16"):
+        train(cache_dir, splits, tmp_path / "other", replace(TINY, hidden=16, epochs=1), log=log.append,
+              init_weights=tmp_path / "init.safetensors")
 
 
 def test_ddp_with_two_cpu_processes(cache: tuple[Path, Path], tmp_path: Path) -> None:
