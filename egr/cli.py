@@ -642,8 +642,10 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
 @DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
+@click.option("--init-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Fine-tune: start from these weights (same --hidden/--layers/--heads), validated first as epoch 0.")
 def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, device: str, threads: int, resume: bool,
-          **hyperparameters: float) -> None:
+          init_weights: Path | None, **hyperparameters: float) -> None:
     """Train EGR on prepared graphs (one or many GPUs: torchrun --nproc_per_node=N -m egr.cli train ...)."""
     import torch
 
@@ -653,7 +655,7 @@ def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, device: s
     torch.set_num_threads(threads)
     cfg = TrainConfig(**hyperparameters)  # every other option is a field of TrainConfig
     train_model(cache, splits, outdir, cfg, resume=resume, device=device,
-                log=lambda line: click.echo(line, err=True), poses=poses)
+                log=lambda line: click.echo(line, err=True), poses=poses, init_weights=init_weights)
 
 
 @main.command("evaluate-model")
@@ -740,11 +742,15 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
               help="Best-scored distinct poses per pool.")
 @click.option("--near", "n_near", type=click.IntRange(min=0), default=5, show_default=True,
               help="At most this many further acceptable-or-better poses LightDock found but ranked lower.")
+@click.option("--restraints", type=click.Choice(["none", "true-interface"]), default="none", show_default=True,
+              help="true-interface: the base's interface residues go to LightDock as restraints, as in the "
+                   "benchmarks' 'true interface' scenario (egr.dock_pools).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Each target's LightDock seed is derived from (seed, set, target).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], sets: tuple[str, ...],
-               swarms: int, glowworms: int, steps: int, n_top: int, n_near: int, seed: int, workers: int) -> None:
+               swarms: int, glowworms: int, steps: int, n_top: int, n_near: int, restraints: str, seed: int,
+               workers: int) -> None:
     """Single-program decoy pools: LightDock docks each target, its own score picks the pool (egr.dock_pools).
     Then: egr run --input OUTDIR/samplesheet.csv and egr evaluate --external-scores OUTDIR/lightdock_scores.tsv."""
     from egr.dock_pools import PoolConfig, dock_dataset, lightdock_available
@@ -752,7 +758,8 @@ def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, .
     available, reason = lightdock_available()
     if not available:
         raise click.UsageError(reason)
-    config = PoolConfig(swarms=swarms, glowworms=glowworms, steps=steps, n_top=n_top, n_near=n_near)
+    config = PoolConfig(swarms=swarms, glowworms=glowworms, steps=steps, n_top=n_top, n_near=n_near,
+                        restraints=restraints.replace("-", "_"))
     result = dock_dataset(root, splits, outdir, split_names, sets, seed, workers, config,
                           progress=lambda line: click.echo(line, err=True))
     _echo_skipped(result["skipped"])

@@ -3,15 +3,17 @@ converted to rigid moves that reproduce LightDock's own structures, labels equal
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from egr.dock_pools import (PoolConfig, build_pool, distinct_by_score, dock, lightdock_available, load_pool,
-                            read_glowworms, save_pool, select_pool)
+                            read_glowworms, save_pool, select_pool, true_interface_restraints)
 from egr.metrics import dockq_scores
 from egr.poses import apply_pose, default_ligand_chain, ligand_mask
 from egr.structure import read_decoy, write_pdb
@@ -74,6 +76,39 @@ def test_pool_labels_equal_dockq_and_round_trip(tmp_path: Path) -> None:
     again = load_pool(tmp_path / "pool.npz")
     assert np.array_equal(again.rotations, pool.rotations) and again.params == pool.params
     assert again.members().tolist() == members.tolist()
+
+
+def test_true_interface_restraints_name_every_residue_within_5_angstrom_of_the_partner() -> None:
+    base, _ = read_decoy(UNBOUND)
+    ligand = default_ligand_chain(base)
+    lines = true_interface_restraints(base, ligand).splitlines()
+    mask = ligand_mask(base, ligand)
+    heavy = base.elements != "H"
+    expected = set()
+    for side, own, other in (("R", ~mask & heavy, mask & heavy), ("L", mask & heavy, ~mask & heavy)):
+        distance = np.linalg.norm(base.coords[own][:, None] - base.coords[other][None], axis=-1).min(axis=1)
+        for row in np.flatnonzero(own)[distance < 5.0]:
+            expected.add(f"{side} {base.chain_ids[row]}.{base.res_names[row]}.{base.res_seq[row]}")
+    assert set(lines) == expected and len(lines) == len(expected)
+    assert {line[0] for line in lines} == {"R", "L"} and 10 < len(lines) < base.n_residues
+
+
+@needs_lightdock
+def test_restrained_docking_passes_every_true_interface_residue_to_lightdock(tmp_path: Path) -> None:
+    base, _ = read_decoy(UNBOUND)
+    ligand = default_ligand_chain(base)
+    lines = true_interface_restraints(base, ligand).splitlines()
+    config = replace(TINY, swarms=40, restraints="true_interface")
+    rotations, translations, scores, swarms = dock(base, ligand, config, seed=7, workdir=tmp_path)
+    setup = json.loads((tmp_path / "setup.json").read_text())
+    # LightDock matched every restrained residue to its structures (it stops on an unknown one)
+    assert sorted(setup["receptor_restraints"]["active"]) == sorted(l[2:] for l in lines if l[0] == "R")
+    assert sorted(setup["ligand_restraints"]["active"]) == sorted(l[2:] for l in lines if l[0] == "L")
+    n_receptor = sum(line[0] == "R" for line in lines)
+    assert setup["swarms_per_restraint"] == max(1, 40 // n_receptor)
+    # the swarms it kept next to the restraints, not the requested count, give the poses
+    assert len(scores) == len(translations) == config.glowworms * setup["swarms"]
+    assert np.unique(swarms).tolist() == list(range(setup["swarms"]))
 
 
 def test_read_glowworms_rejects_flexible_runs(tmp_path: Path) -> None:
