@@ -79,7 +79,7 @@ from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
 from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize, surface_proximity
 from egr import layout
-from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from egr.io import atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256
 from egr.metrics import ScoringError, dockq_scores
 from egr.model import EGR, EGRConfig
 from egr.physics import CLASH_WEIGHT, interface_physics
@@ -593,10 +593,12 @@ def _load_initial(model: EGR, weights: Path, device: torch.device) -> None:
 
 
 def _save_best(model: EGR, outdir: Path, cfg: TrainConfig, record: dict, history: list[dict], splits_file: Path) -> None:
-    """Write ``best.safetensors`` (+ sidecar); a fine-tuned run names the weights it started from (its epoch 0)."""
+    """Write ``best.safetensors`` (+ sidecar); a fine-tuned run names the weights it started from (its epoch 0:
+    path and SHA-256)."""
     training = {"config": asdict(cfg), "epoch": record["epoch"], "validation": record["val"], "splits": str(splits_file)}
     if history and history[0]["epoch"] == 0:
         training["init_weights"] = history[0]["init_weights"]
+        training["init_sha256"] = history[0]["init_sha256"]
     save_weights(model, outdir / "best.safetensors", trained=True,
                  description=f"EGR trained by egr.train (best validation DockQ Spearman, epoch {record['epoch']})",
                  extra={"training": training})
@@ -740,7 +742,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         if rank == 0:
             began = time.perf_counter()
             best = {"epoch": 0, "train": {}, "val": _validate(model, data, cfg, dev, val_families),
-                    "init_weights": str(init_weights)}
+                    "init_weights": str(init_weights), "init_sha256": file_sha256(init_weights)}
             best["seconds"] = round(time.perf_counter() - began, 1)
             history.append(best)
             _save_best(model, outdir, cfg, best, history, splits_file)

@@ -20,6 +20,7 @@ from scipy import stats
 from egr.dataset import (build_targets, find_pairs, kabsch, lddt_ca_torch, load_example, pair_atoms,
                          prepare_pair, read_index, write_index)
 from egr.gate import GATE_KEY, decide, gate_record, keeps_refinement, stored_margin
+from egr.io import file_sha256
 from egr.metrics import dockq_scores, residue_correspondence
 from egr.model import EGR, EGRConfig
 from egr.poses import sample_poses
@@ -256,6 +257,7 @@ def test_fine_tuning_starts_from_the_given_weights_and_keeps_them_unless_an_epoc
     assert all(torch.equal(saved[k], v) for k, v in initial.state_dict().items())
     sidecar = json.loads((tmp_path / "ft/best.json").read_text())
     assert sidecar["training"]["init_weights"] == str(tmp_path / "init.safetensors")
+    assert sidecar["training"]["init_sha256"] == file_sha256(tmp_path / "init.safetensors")
     assert any(line.startswith("initial weights") for line in log)
     with pytest.raises(ValueError, match="hidden 8 vs 16"):
         train(cache_dir, splits, tmp_path / "other", replace(TINY, hidden=16, epochs=1), log=log.append,
