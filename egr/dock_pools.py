@@ -247,14 +247,14 @@ def true_interface_restraints(base: Complex, ligand_chain: str) -> str:
     residues: those with a heavy atom within CONTACT_CUTOFF Å of the other chain (module doc)."""
     mask = ligand_mask(base, ligand_chain)
     heavy = base.elements != "H"
+    starts = base.residue_starts  # residue i's first atom (residue indices run 0..n-1 in file order)
     lines = []
     for side, own, other in (("R", ~mask & heavy, mask & heavy), ("L", mask & heavy, ~mask & heavy)):
         rows = np.flatnonzero(own)
         near = cKDTree(base.coords[other]).query(base.coords[rows], distance_upper_bound=CONTACT_CUTOFF)[0]
-        for residue in np.unique(base.residue_index[rows[np.isfinite(near)]]):
-            first = int(np.flatnonzero(base.residue_index == residue)[0])
-            lines.append(f"{side} {base.chain_ids[first]}.{base.res_names[first]}."
-                         f"{int(base.res_seq[first])}{str(base.ins_codes[first]).strip()}")
+        firsts = starts[np.unique(base.residue_index[rows[np.isfinite(near)]])]
+        lines += [f"{side} {base.chain_ids[i]}.{base.res_names[i]}.{int(base.res_seq[i])}"
+                  f"{str(base.ins_codes[i]).strip()}" for i in firsts]
     return "\n".join(lines) + "\n"
 
 
