@@ -626,6 +626,9 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
 @click.option("--val-dockq-decoys", type=click.IntRange(min=0), default=6, show_default=True)
 @click.option("--poses", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="egr sample-poses folder: sampled poses of the training targets for the docking steps.")
+@click.option("--pools", type=click.Path(path_type=Path, exists=True, file_okay=False), multiple=True,
+              help="egr dock-pools folder (repeatable): its training targets' LightDock poses feed the docking steps, "
+                   "its validation targets' pools enter the checkpoint criterion.")
 @click.option("--docking-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of the docking-quality loss (0: no docking steps).")
 @click.option("--ranking-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -636,6 +639,8 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
               help="Docking steps per sampled base and epoch.")
 @click.option("--groups-per-real-target", type=click.IntRange(min=1), default=1, show_default=True,
               help="Docking steps per epoch for each training target with ≥ 2 real docking decoys.")
+@click.option("--groups-per-pool", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Docking steps per training LightDock pool (from --pools) and epoch.")
 @click.option("--val-poses-per-base", type=click.IntRange(min=0), default=24, show_default=True,
               help="Sampled poses per validation base (from --poses) in the checkpoint criterion; 0: real decoys only.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -644,8 +649,8 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
 @click.option("--resume", is_flag=True, help="Continue from OUTDIR/last.pt.")
 @click.option("--init-weights", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="Fine-tune: start from these weights (same --hidden/--layers/--heads), validated first as epoch 0.")
-def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, device: str, threads: int, resume: bool,
-          init_weights: Path | None, **hyperparameters: float) -> None:
+def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, pools: tuple[Path, ...], device: str,
+          threads: int, resume: bool, init_weights: Path | None, **hyperparameters: float) -> None:
     """Train EGR on prepared graphs (one or many GPUs: torchrun --nproc_per_node=N -m egr.cli train ...)."""
     import torch
 
@@ -655,7 +660,8 @@ def train(cache: Path, splits: Path, outdir: Path, poses: Path | None, device: s
     torch.set_num_threads(threads)
     cfg = TrainConfig(**hyperparameters)  # every other option is a field of TrainConfig
     train_model(cache, splits, outdir, cfg, resume=resume, device=device,
-                log=lambda line: click.echo(line, err=True), poses=poses, init_weights=init_weights)
+                log=lambda line: click.echo(line, err=True), poses=poses, init_weights=init_weights,
+                pools=pools)
 
 
 @main.command("evaluate-model")
@@ -747,10 +753,12 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
                    "benchmarks' 'true interface' scenario (egr.dock_pools).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Each target's LightDock seed is derived from (seed, set, target).")
+@click.option("--max-targets", type=click.IntRange(min=1), default=None,
+              help="Per split, dock only this many targets, a subset drawn with --seed (default: all).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], sets: tuple[str, ...],
                swarms: int, glowworms: int, steps: int, n_top: int, n_near: int, restraints: str, seed: int,
-               workers: int) -> None:
+               max_targets: int | None, workers: int) -> None:
     """Single-program decoy pools: LightDock docks each target, its own score picks the pool (egr.dock_pools).
     Then: egr run --input OUTDIR/samplesheet.csv and egr evaluate --external-scores OUTDIR/lightdock_scores.tsv."""
     from egr.dock_pools import PoolConfig, dock_dataset, lightdock_available
@@ -761,7 +769,7 @@ def dock_pools(root: Path, splits: Path, outdir: Path, split_names: tuple[str, .
     config = PoolConfig(swarms=swarms, glowworms=glowworms, steps=steps, n_top=n_top, n_near=n_near,
                         restraints=restraints.replace("-", "_"))
     result = dock_dataset(root, splits, outdir, split_names, sets, seed, workers, config,
-                          progress=lambda line: click.echo(line, err=True))
+                          progress=lambda line: click.echo(line, err=True), max_targets=max_targets)
     _echo_skipped(result["skipped"])
     hits = sum(row["capri_class"] != "incorrect" for row in result["rows"])
     click.echo(f"egr: {len(result['rows'])} pool decoys ({hits} acceptable or better) in {outdir} "

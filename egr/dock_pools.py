@@ -358,9 +358,11 @@ class PoolJob(TargetBase):
 
 
 def plan_pool_jobs(root: Path, splits_file: Path, outdir: Path, splits: Sequence[str], seed: int,
-                   config: PoolConfig, sets: Sequence[str]) -> tuple[list[PoolJob], list[dict]]:
+                   config: PoolConfig, sets: Sequence[str], max_targets: int | None = None
+                   ) -> tuple[list[PoolJob], list[dict]]:
     """One base per target of ``splits`` in ``sets``: BM5's unbound partners, else the native (the same
-    bases as :func:`egr.poses.plan_jobs`, one per target)."""
+    bases as :func:`egr.poses.plan_jobs`, one per target). ``max_targets``: per split, only the first that
+    many targets of an order shuffled by ``seed`` (the same subset for the same seed and splits file)."""
     bases, skipped = plan_jobs(root, splits_file, outdir, splits, 1, seed)
     chosen: dict[tuple[str, str], BaseJob] = {}
     for job in bases:
@@ -369,6 +371,13 @@ def plan_pool_jobs(root: Path, splits_file: Path, outdir: Path, splits: Sequence
             chosen[key] = job
     jobs = [PoolJob(job.set_name, job.target, job.base_id, job.split, job.source, job.native, Path(outdir),
                     _derive_seed(seed, "lightdock", job.set_name, job.target), config) for job in chosen.values()]
+    if max_targets is not None:
+        kept = []
+        for split in splits:
+            of_split = sorted((j for j in jobs if j.split == split), key=lambda j: (j.set_name, j.target))
+            order = np.random.default_rng(_derive_seed(seed, "pool targets", split)).permutation(len(of_split))
+            kept += [of_split[i] for i in sorted(order[:max_targets])]
+        jobs = kept
     # a BM5 target without its unbound partners docks its native instead: only whole-target skips remain
     skipped = [row for row in skipped if row["set"] in sets and not row["base_id"]]
     return jobs, skipped
@@ -435,7 +444,8 @@ def _write_table(path: Path, header: Sequence[str], rows: Sequence[dict], delimi
 
 def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[str] = ("val", "test"),
                  sets: Sequence[str] = ("bm5", "dips"), seed: int = 0, workers: int = 1,
-                 config: PoolConfig = PoolConfig(), progress: Callable[[str], None] | None = None) -> dict:
+                 config: PoolConfig = PoolConfig(), progress: Callable[[str], None] | None = None,
+                 max_targets: int | None = None) -> dict:
     """Body of ``egr dock-pools``: a LightDock pool per target, and the tables of the module doc.
     Returns {rows, skipped, reused, seconds}."""
     available, reason = lightdock_available()
@@ -443,7 +453,7 @@ def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[s
         raise RuntimeError(reason)
     began = time.perf_counter()
     outdir = Path(outdir)
-    jobs, skipped = plan_pool_jobs(root, splits_file, outdir, splits, seed, config, sets)
+    jobs, skipped = plan_pool_jobs(root, splits_file, outdir, splits, seed, config, sets, max_targets)
     rows: list[dict] = []
     reused = 0
     for job, (job_rows, why, was_reused) in run_jobs(run_pool_job, jobs, workers):

@@ -5,7 +5,8 @@ Two kinds of optimiser step, shuffled together in every epoch.
 **Docking-quality steps** teach the docking head (:meth:`egr.model.EGR.docking_logits`) to tell right
 poses from wrong ones *of the same target*. Each step takes one family of structures of one target,
 either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
-epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
+epoch), every pose LightDock returned for a base (:mod:`egr.dock_pools`, ``groups_per_pool`` steps per pool
+and epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
 targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
 poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
 With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
@@ -40,9 +41,10 @@ of refined vs native, QA Pearson correlations, ΔDockQ on the first ``val_dockq_
 and the docking estimate's ranking figures (Spearman with DockQ over all decoys, ROC AUC for acceptable,
 ranking loss per target) beside the contacts−clashes reference (:mod:`egr.physics`), and, where a pose
 folder is given, the mean per-base Spearman over ``val_poses_per_base`` sampled poses of each validation
-base (:func:`pose_validation`). The checkpoint with the highest validation Spearman of predicted vs true
-DockQ (real decoys, averaged with the sampled poses' figure where there is one: 51 real decoys alone move
-by ±0.05 between neighbouring epochs) is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
+base (:func:`pose_validation`), and where LightDock pool folders are given, the validation pools' AUC for
+acceptable (:func:`pool_validation`). The checkpoint with the highest validation Spearman of predicted vs true
+DockQ (real decoys, averaged with the sampled poses' figure and the pools' 2 · AUC − 1 where there are
+those: 51 real decoys alone move by ±0.05 between neighbouring epochs) is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
 optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
 perturbations of epoch e draw from a generator seeded with (seed, e), so a resumed run reproduces an
 uninterrupted one exactly.
@@ -75,7 +77,8 @@ from scipy import stats
 from torch import Tensor, nn
 
 from egr.dataset import Example, load_example, lddt_ca_torch, read_index
-from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables
+from egr.dock_pools import DockedPool, load_pool
+from egr.evaluate import CAPRI_CLASSES, Ranker, dockq_improved, qa_tables, roc_auc
 from egr.gate import GATE_KEY, gate_record, keeps_refinement, stored_margin
 from egr.graph import ALL_ATOM_SCHEMA, batch_docking, docking_input, featurize, surface_proximity
 from egr import layout
@@ -103,7 +106,8 @@ class TrainConfig:
     input_qa_weight (w_in; 0 skips the input pass), coord_min_dockq. Augmentation: noise_sigma (Å),
     rigid_rotation_deg (°), rigid_translation (Å), both 0 = off. Data: max_atoms (larger training decoys are
     skipped, to bound time and memory), val_dockq_decoys, val_poses_per_base (sampled poses per validation
-    base in the checkpoint criterion; 0 = real decoys only). Optimiser: lr, weight_decay, grad_clip (max
+    base in the checkpoint criterion; 0 = real decoys only). Docking steps: group_size, groups_per_base
+    (per sampled base), groups_per_pool (per LightDock pool), groups_per_real_target. Optimiser: lr, weight_decay, grad_clip (max
     gradient norm; 0 = off), epochs, seed.
     """
 
@@ -129,6 +133,7 @@ class TrainConfig:
     group_size: int = 8
     groups_per_base: int = 2
     groups_per_real_target: int = 1
+    groups_per_pool: int = 1
     val_poses_per_base: int = 24
     seed: int = 0
 
@@ -210,8 +215,9 @@ class _TwoPass(nn.Module):
 class DockingFamily:
     """Structures of one target that the docking steps rank against each other (module doc).
 
-    Either sampled poses of one base (``base``, ``poses``: :class:`egr.poses.PoseSet`) or real decoys
-    (``decoys``: complexes); ``proximity`` per member or shared by the poses; ``dockq`` (size,) the truth.
+    Either rigid poses of one base (``base``, ``poses``: an :class:`egr.poses.PoseSet` of sampled poses or
+    an :class:`egr.dock_pools.DockedPool` of LightDock's poses) or real decoys (``decoys``: complexes);
+    ``proximity`` per member or shared by the poses; ``dockq`` (size,) the truth.
     """
 
     key: str
@@ -220,6 +226,11 @@ class DockingFamily:
     base: Complex | None = None
     poses: object | None = None
     decoys: tuple[Complex, ...] = ()
+
+    @property
+    def docked(self) -> bool:
+        """Whether the members are a docking program's poses (a LightDock pool)."""
+        return isinstance(self.poses, DockedPool)
 
     def member(self, i: int) -> tuple[Complex, np.ndarray]:
         """The i-th structure and its per-atom surface proximity."""
@@ -254,30 +265,54 @@ def real_families(cache: Path, rows: Sequence[dict]) -> list[DockingFamily]:
     return families
 
 
-def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backend: str = "auto") -> list[DockingFamily]:
-    """The sampled-pose families (``egr sample-poses`` output) of targets in ``split``. Each base's surface
-    proximity is computed once and kept beside it (``<base_id>.surface.npz``)."""
+def _base_and_proximity(folder: Path, base_id: str, surface_backend: str) -> tuple[Complex, np.ndarray]:
+    """The base ``folder/<base_id>.base.pdb`` and its per-atom surface proximity, computed once and kept beside
+    it (``<base_id>.surface.npz``)."""
+    base, _ = read_decoy(folder / f"{base_id}.base.pdb")
+    proximity_file = folder / f"{base_id}.surface.npz"
+    if proximity_file.is_file():
+        return base, np.load(proximity_file, allow_pickle=False)["proximity"]
+    proximity = compute_surface(base.coords, base.elements, base.chain_ids, backend=surface_backend).proximity
+    buffer = io.BytesIO()
+    np.savez(buffer, proximity=proximity)
+    atomic_write_bytes(proximity_file, buffer.getvalue())
+    return base, proximity
+
+
+def _bases_in_split(table: Path, splits_file: Path, split: str) -> list[tuple[str, str]]:
+    """(set, base_id) of the rows of a tab-separated ``table`` (columns set, target, base_id) whose target
+    is in ``split``, each base once, sorted."""
     split_of = {(s.set_name, s.target): s.split for s in read_splits(splits_file)}
-    with open(Path(poses_dir) / "index.tsv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle, delimiter="\t") if split_of.get((r["set"], r["target"])) == split]
+    with open(table, newline="") as handle:
+        return sorted({(r["set"], r["base_id"]) for r in csv.DictReader(handle, delimiter="\t")
+                       if split_of.get((r["set"], r["target"])) == split})
+
+
+def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backend: str = "auto") -> list[DockingFamily]:
+    """The sampled-pose families (``egr sample-poses`` output) of targets in ``split``."""
     families = []
-    for row in sorted(rows, key=lambda r: (r["set"], r["base_id"])):
-        folder = Path(poses_dir) / row["set"]
-        poses_file = folder / f"{row['base_id']}.poses.npz"
+    for set_name, base_id in _bases_in_split(Path(poses_dir) / "index.tsv", splits_file, split):
+        folder = Path(poses_dir) / set_name
+        poses_file = folder / f"{base_id}.poses.npz"
         if not poses_file.is_file():
             continue
-        base, _ = read_decoy(folder / f"{row['base_id']}.base.pdb")
-        proximity_file = folder / f"{row['base_id']}.surface.npz"
-        if proximity_file.is_file():
-            proximity = np.load(proximity_file, allow_pickle=False)["proximity"]
-        else:
-            proximity = compute_surface(base.coords, base.elements, base.chain_ids, backend=surface_backend).proximity
-            buffer = io.BytesIO()
-            np.savez(buffer, proximity=proximity)
-            atomic_write_bytes(proximity_file, buffer.getvalue())
+        base, proximity = _base_and_proximity(folder, base_id, surface_backend)
         poses = load_poses(poses_file)
-        families.append(DockingFamily(key=f"{row['set']}/{row['base_id']}", dockq=np.asarray(poses.dockq),
+        families.append(DockingFamily(key=f"{set_name}/{base_id}", dockq=np.asarray(poses.dockq),
                                       proximity=[proximity], base=base, poses=poses))
+    return families
+
+
+def pool_families(pools_dir: Path, splits_file: Path, split: str, surface_backend: str = "auto") -> list[DockingFamily]:
+    """The LightDock families (``egr dock-pools`` output) of targets in ``split``: every pose LightDock
+    returned for a base, labelled with its DockQ (the pool's members are :meth:`DockedPool.members`)."""
+    families = []
+    for set_name, base_id in _bases_in_split(Path(pools_dir) / "pool.tsv", splits_file, split):
+        folder = Path(pools_dir) / set_name
+        base, proximity = _base_and_proximity(folder, base_id, surface_backend)
+        pool = load_pool(folder / f"{base_id}.pool.npz")
+        families.append(DockingFamily(key=f"{set_name}/{base_id}", dockq=np.asarray(pool.dockq),
+                                      proximity=[proximity], base=base, poses=pool))
     return families
 
 
@@ -312,10 +347,16 @@ def group_dockq(logits_of: Callable[[dict], Tensor], inputs: Sequence[dict], dev
 
 def epoch_steps(n_decoys: int, families: Sequence[DockingFamily], cfg: TrainConfig) -> list[tuple[str, int]]:
     """One epoch's steps before shuffling: ("decoy", i) per refinement decoy, ("family", j) per docking group
-    (``groups_per_base`` per sampled base, ``groups_per_real_target`` per family of real decoys)."""
+    (``groups_per_base`` per sampled base, ``groups_per_pool`` per LightDock pool, ``groups_per_real_target``
+    per family of real decoys)."""
     steps = [("decoy", i) for i in range(n_decoys)]
-    steps += [("family", j) for j, f in enumerate(families)
-              for _ in range(cfg.groups_per_base if f.base is not None else cfg.groups_per_real_target)]
+
+    def repeats(family: DockingFamily) -> int:
+        if family.docked:
+            return cfg.groups_per_pool
+        return cfg.groups_per_base if family.base is not None else cfg.groups_per_real_target
+
+    steps += [("family", j) for j, f in enumerate(families) for _ in range(repeats(f))]
     return steps
 
 
@@ -620,18 +661,61 @@ def _epoch_line(record: dict, epochs: int) -> str:
             f"{_number(v['docking_contacts_clashes']['auc_acceptable'])})"
             + ("" if "docking_poses" not in v else
                f" | val poses Spearman {_number(v['docking_poses']['egr_spearman'])} (contacts-clashes "
-               f"{_number(v['docking_poses']['contacts_clashes_spearman'])})"))
+               f"{_number(v['docking_poses']['contacts_clashes_spearman'])})")
+            + ("" if "docking_pools" not in v else
+               f" | val pools AUC {_number(v['docking_pools'].get('egr_auc_acceptable'))} Spearman "
+               f"{_number(v['docking_pools'].get('egr_spearman'))} (LightDock "
+               f"{_number(v['docking_pools'].get('lightdock_auc_acceptable'))}, contacts-clashes "
+               f"{_number(v['docking_pools'].get('contacts_clashes_auc_acceptable'))})"))
 
 
 def _criterion(record: dict) -> float:
-    """Checkpoint criterion, lower is better: minus the validation Spearman of predicted vs true DockQ over
-    the real validation decoys, averaged with the mean per-base Spearman over the sampled validation poses
-    where those were scored (inf where undefined)."""
+    """Checkpoint criterion, lower is better: minus the mean of the validation Spearman of predicted vs true
+    DockQ over the real validation decoys and, where they were scored, the mean per-base Spearman over the
+    sampled validation poses and 2 · AUC − 1 (for acceptable; 0 for random, like a correlation) over the
+    validation LightDock pools' members (inf where the first is undefined)."""
     value = record["val"]["docking_egr"]["spearman"]
     if value is None:
         return math.inf
+    parts = [float(value)]
     poses = record["val"].get("docking_poses", {}).get("egr_spearman")
-    return -float(value) if poses is None else -0.5 * (float(value) + float(poses))
+    if poses is not None:
+        parts.append(float(poses))
+    auc = record["val"].get("docking_pools", {}).get("egr_auc_acceptable")
+    if auc is not None:
+        parts.append(2 * float(auc) - 1)
+    return -float(np.mean(parts))
+
+
+def pool_validation(model: EGR, families: Sequence[DockingFamily], device: torch.device) -> dict:
+    """Ranking on the validation LightDock pools, as ``egr evaluate`` measures the product on them: every
+    pool member (:meth:`DockedPool.members`) scored by the docking head on its interface crop (no noise);
+    ROC AUC for acceptable over all members and the mean per-base Spearman(pred_dockq, DockQ), beside
+    LightDock's own score and contacts − 10 × clashes on the same poses."""
+    scores: dict[str, list[np.ndarray]] = {"egr": [], "lightdock": [], "contacts_clashes": []}
+    truths = []
+    for family in families:
+        members = family.poses.members()
+        structures = [family.member(int(i)) for i in members]
+        with torch.no_grad():
+            scores["egr"].append(group_dockq(lambda batch: model.docking_logits(**batch),
+                                             [docking_input(*m) for m in structures], device).cpu().numpy())
+        scores["lightdock"].append(family.poses.score[members])
+        scores["contacts_clashes"].append(np.array([interface_physics(c).contacts_clashes for c, _ in structures]))
+        truths.append(family.dockq[members])
+    if not truths:
+        return {"n_bases": 0}
+    truth = pd.Series(np.concatenate(truths))
+    out: dict = {"n_bases": len(truths), "n_poses": len(truth)}
+    for name, values in scores.items():
+        per_base = [stats.spearmanr(v, t).statistic for v, t in zip(values, truths) if np.ptp(t) > 0 and np.ptp(v) > 0]
+        out[f"{name}_auc_acceptable"] = _finite(roc_auc(pd.Series(np.concatenate(values)), truth >= ACCEPTABLE_DOCKQ))
+        out[f"{name}_spearman"] = _finite(float(np.mean(per_base))) if per_base else None
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
 
 
 def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int, device: torch.device) -> dict:
@@ -660,13 +744,15 @@ def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int
 
 
 def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device,
-              val_families: Sequence[DockingFamily] = ()) -> dict:
+              val_families: Sequence[DockingFamily] = (), val_pools: Sequence[DockingFamily] = ()) -> dict:
     model.eval()
     results = [evaluate_example(model, load_example(data.cache, row), device, score_dockq=i < cfg.val_dockq_decoys)
                for i, row in enumerate(data.val)]
     summary = summarise(results, margin=0.0, coord_min_dockq=cfg.coord_min_dockq)
     if val_families and cfg.val_poses_per_base > 0:
         summary["docking_poses"] = pose_validation(model, val_families, cfg.val_poses_per_base, device)
+    if val_pools:
+        summary["docking_pools"] = pool_validation(model, val_pools, device)
     model.train()
     return summary
 
@@ -689,9 +775,11 @@ def _deterministic_algorithms() -> Iterator[None]:
 
 def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool = False,
           device: str = "cpu", log: Callable[[str], None] = print, poses: Path | None = None,
-          init_weights: Path | None = None) -> dict:
+          init_weights: Path | None = None, pools: Sequence[Path] = ()) -> dict:
     """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
     ``poses``: an ``egr sample-poses`` folder whose training-split bases feed the docking steps.
+    ``pools``: ``egr dock-pools`` folders; their training-split bases feed the docking steps (every LightDock
+    pose), their validation-split pools enter the checkpoint criterion (:func:`_criterion`).
     ``init_weights``: start from these weights (same model config) instead of a seeded initialisation; they are
     validated first as epoch 0, so a fine-tuned epoch replaces them as ``best`` only where it validates better.
 
@@ -699,11 +787,12 @@ def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume
     bit-for-bit reproducible for a given seed and thread count.
     """
     with _deterministic_algorithms():
-        return _train(cache, splits_file, outdir, cfg, resume, device, log, poses, init_weights)
+        return _train(cache, splits_file, outdir, cfg, resume, device, log, poses, init_weights, pools)
 
 
 def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume: bool, device: str,
-           log: Callable[[str], None], poses: Path | None, init_weights: Path | None) -> dict:
+           log: Callable[[str], None], poses: Path | None, init_weights: Path | None,
+           pools: Sequence[Path]) -> dict:
     rank, world = _distributed(device)
     dev = _device(device, world)
     data = select_data(cache, splits_file, cfg.max_atoms)
@@ -715,9 +804,13 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         families = real_families(cache, data.train)
         if poses is not None:
             families += pose_families(poses, splits_file, "train")
-        log(f"docking families: {len(families)} ({sum(f.base is not None for f in families)} of sampled poses)")
+        for folder in pools:
+            families += pool_families(folder, splits_file, "train")
+        log(f"docking families: {len(families)} ({sum(f.base is not None and not f.docked for f in families)} of "
+            f"sampled poses, {sum(f.docked for f in families)} LightDock pools)")
     val_families = (pose_families(poses, splits_file, "val") if poses is not None and cfg.val_poses_per_base > 0
                     else [])
+    val_pools = [family for folder in pools for family in pool_families(folder, splits_file, "val")]
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         model = EGR(cfg.model_config()).to(dev)
@@ -741,7 +834,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         _load_initial(model, init_weights, dev)
         if rank == 0:
             began = time.perf_counter()
-            best = {"epoch": 0, "train": {}, "val": _validate(model, data, cfg, dev, val_families),
+            best = {"epoch": 0, "train": {}, "val": _validate(model, data, cfg, dev, val_families, val_pools),
                     "init_weights": str(init_weights), "init_sha256": file_sha256(init_weights)}
             best["seconds"] = round(time.perf_counter() - began, 1)
             history.append(best)
@@ -779,7 +872,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         record = {"epoch": epoch + 1, "train": {k: v / counts[k] for k, v in sums.items()},
                   "train_seconds": round(time.perf_counter() - began, 1)}
         if rank == 0:
-            record["val"] = _validate(model, data, cfg, dev, val_families)
+            record["val"] = _validate(model, data, cfg, dev, val_families, val_pools)
             record["seconds"] = round(time.perf_counter() - began, 1)
             history.append(record)
             if best is None or _criterion(record) < _criterion(best):

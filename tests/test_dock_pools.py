@@ -161,3 +161,68 @@ def test_dock_pools_command_writes_a_samplesheet_and_resumes(tmp_path: Path) -> 
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "1 bases kept from an earlier run" in again.output
     assert (tmp_path / "out" / "samplesheet.csv").read_text().splitlines() == sheet
+
+
+@needs_lightdock
+def test_pool_families_train_on_every_pose_and_validate_on_the_pool_members(tmp_path: Path) -> None:
+    """A dock-pools folder as egr train reads it: the family of a base holds every LightDock pose with its
+    DockQ label; validation scores the pool's members beside LightDock's score and contacts−clashes, and
+    the criterion takes the pools' 2 · AUC − 1."""
+    import pandas as pd
+    import torch
+
+    from egr.dock_pools import dock_dataset
+    from egr.evaluate import roc_auc
+    from egr.model import EGR
+    from egr.physics import interface_physics
+    from egr.train import TrainConfig, _criterion, epoch_steps, pool_families, pool_validation
+
+    splits = tmp_path / "splits.tsv"
+    splits.write_text("target\tset\tsplit\tgroup\tclusters\n2X9A\tbm5\tval\t0\tbm5/2X9A/A,bm5/2X9A/B\n")
+    out = tmp_path / "pools"
+    dock_dataset(DATA.parent.parent, splits, out, ["val"], ["bm5"], config=replace(TINY, swarms=3, n_top=4))
+    assert pool_families(out, splits, "train") == []
+    (family,) = pool_families(out, splits, "val")
+    pool = load_pool(out / "bm5" / "2X9A_unbound.pool.npz")
+    assert family.docked and family.key == "bm5/2X9A_unbound" and np.array_equal(family.dockq, pool.dockq)
+    assert len(family.dockq) == 12  # every pose LightDock returned, not only the pool's members
+    complex_, _ = family.member(int(pool.members()[0]))
+    write_pdb(complex_, tmp_path / "member.pdb")
+    assert dockq_scores(tmp_path / "member.pdb", NATIVE)["global_dockq"] == pytest.approx(pool.dockq[pool.members()[0]],
+                                                                                          abs=1e-6)
+    cfg = TrainConfig(groups_per_pool=3, groups_per_base=2)
+    assert epoch_steps(0, [family], cfg) == [("family", 0)] * 3
+
+    torch.manual_seed(0)
+    model = EGR(TrainConfig(hidden=8, num_layers=1, heads=2).model_config()).eval()
+    result = pool_validation(model, [family], torch.device("cpu"))
+    members = pool.members()
+    truth = pd.Series(pool.dockq[members]) >= 0.23
+    assert result["n_bases"] == 1 and result["n_poses"] == len(members)
+    for name, score in (("lightdock", pool.score[members]),
+                        ("contacts_clashes", [interface_physics(family.member(int(i))[0]).contacts_clashes
+                                              for i in members])):
+        expected = roc_auc(pd.Series(score, dtype=float), truth)
+        assert result[f"{name}_auc_acceptable"] == (pytest.approx(expected) if np.isfinite(expected) else None)
+    record = {"val": {"docking_egr": {"spearman": 0.2}, "docking_pools": {"egr_auc_acceptable": 0.8}}}
+    assert _criterion(record) == pytest.approx(-0.4)  # mean of 0.2 and 2 · 0.8 − 1
+
+
+def test_max_targets_docks_the_same_seeded_subset_of_each_split(tmp_path: Path) -> None:
+    from egr.dock_pools import plan_pool_jobs
+
+    splits = tmp_path / "splits.tsv"
+    splits.write_text("target\tset\tsplit\tgroup\tclusters\n"
+                      "b2_2b2e_pdb1_0\tdips\ttrain\t0\tx\nkq_1kq1_pdb1_1\tdips\ttrain\t1\ty\n2X9A\tbm5\tval\t2\tz\n")
+    root = DATA.parent.parent
+
+    def planned(max_targets: int | None, seed: int = 0) -> list[str]:
+        jobs, _ = plan_pool_jobs(root, splits, tmp_path, ["train", "val"], seed, TINY, ["bm5", "dips"], max_targets)
+        return [job.target for job in jobs]
+
+    every = planned(None)
+    assert sorted(every) == ["2X9A", "b2_2b2e_pdb1_0", "kq_1kq1_pdb1_1"]
+    one = planned(1)
+    assert len(one) == 2 and "2X9A" in one and set(one) <= set(every)  # one per split
+    assert planned(1) == one
+    assert {t for seed in range(8) for t in planned(1, seed)} == set(every)  # the seed draws the subset
