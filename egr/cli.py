@@ -641,6 +641,9 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
               help="Docking steps per epoch for each training target with ≥ 2 real docking decoys.")
 @click.option("--groups-per-pool", type=click.IntRange(min=1), default=1, show_default=True,
               help="Docking steps per training LightDock pool (from --pools) and epoch.")
+@click.option("--pool-poses", type=click.Choice(["all", "members"]), default="all", show_default=True,
+              help="Poses of a training LightDock pool the docking steps draw from: all LightDock returned, or "
+                   "the pool's members (its best-scored distinct poses and near-natives, as egr run gets them).")
 @click.option("--val-poses-per-base", type=click.IntRange(min=0), default=24, show_default=True,
               help="Sampled poses per validation base (from --poses) in the checkpoint criterion; 0: real decoys only.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -67,7 +67,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -147,6 +147,11 @@ class DockedPool:
         """Indices of the pool's poses in pool order."""
         inside = np.flatnonzero(self.pool_rank >= 0)
         return inside[np.argsort(self.pool_rank[inside])]
+
+    def only_members(self) -> DockedPool:
+        """The pool's members alone, in pool order (per-pose arrays indexed by :meth:`members`)."""
+        chosen = self.members()
+        return replace(self, **{name: getattr(self, name)[chosen] for name in _ARRAYS})
 
 
 def lightdock_available() -> tuple[bool, str]:

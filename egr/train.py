@@ -107,7 +107,8 @@ class TrainConfig:
     rigid_rotation_deg (°), rigid_translation (Å), both 0 = off. Data: max_atoms (larger training decoys are
     skipped, to bound time and memory), val_dockq_decoys, val_poses_per_base (sampled poses per validation
     base in the checkpoint criterion; 0 = real decoys only). Docking steps: group_size, groups_per_base
-    (per sampled base), groups_per_pool (per LightDock pool), groups_per_real_target. Optimiser: lr, weight_decay, grad_clip (max
+    (per sampled base), groups_per_pool (per LightDock pool), pool_poses (every pose LightDock returned,
+    ``"all"``, or the pool's members), groups_per_real_target. Optimiser: lr, weight_decay, grad_clip (max
     gradient norm; 0 = off), epochs, seed.
     """
 
@@ -134,6 +135,7 @@ class TrainConfig:
     groups_per_base: int = 2
     groups_per_real_target: int = 1
     groups_per_pool: int = 1
+    pool_poses: str = "all"  # which poses of a training LightDock pool the docking steps draw: "all" or "members"
     val_poses_per_base: int = 24
     seed: int = 0
 
@@ -303,14 +305,18 @@ def pose_families(poses_dir: Path, splits_file: Path, split: str, surface_backen
     return families
 
 
-def pool_families(pools_dir: Path, splits_file: Path, split: str, surface_backend: str = "auto") -> list[DockingFamily]:
+def pool_families(pools_dir: Path, splits_file: Path, split: str, members_only: bool = False,
+                  surface_backend: str = "auto") -> list[DockingFamily]:
     """The LightDock families (``egr dock-pools`` output) of targets in ``split``: every pose LightDock
-    returned for a base, labelled with its DockQ (the pool's members are :meth:`DockedPool.members`)."""
+    returned for a base, labelled with its DockQ (the pool's members are :meth:`DockedPool.members`), or
+    with ``members_only`` the pool's members alone."""
     families = []
     for set_name, base_id in _bases_in_split(Path(pools_dir) / "pool.tsv", splits_file, split):
         folder = Path(pools_dir) / set_name
         base, proximity = _base_and_proximity(folder, base_id, surface_backend)
         pool = load_pool(folder / f"{base_id}.pool.npz")
+        if members_only:
+            pool = pool.only_members()
         families.append(DockingFamily(key=f"{set_name}/{base_id}", dockq=np.asarray(pool.dockq),
                                       proximity=[proximity], base=base, poses=pool))
     return families
@@ -641,7 +647,7 @@ def _save_best(model: EGR, outdir: Path, cfg: TrainConfig, record: dict, history
         training["init_weights"] = history[0]["init_weights"]
         training["init_sha256"] = history[0]["init_sha256"]
     save_weights(model, outdir / "best.safetensors", trained=True,
-                 description=f"EGR trained by egr.train (best validation DockQ Spearman, epoch {record['epoch']})",
+                 description=f"EGR trained by egr.train (best validation criterion, epoch {record['epoch']})",
                  extra={"training": training})
 
 
@@ -805,7 +811,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         if poses is not None:
             families += pose_families(poses, splits_file, "train")
         for folder in pools:
-            families += pool_families(folder, splits_file, "train")
+            families += pool_families(folder, splits_file, "train", members_only=cfg.pool_poses == "members")
         log(f"docking families: {len(families)} ({sum(f.base is not None and not f.docked for f in families)} of "
             f"sampled poses, {sum(f.docked for f in families)} LightDock pools)")
     val_families = (pose_families(poses, splits_file, "val") if poses is not None and cfg.val_poses_per_base > 0

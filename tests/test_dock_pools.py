@@ -190,6 +190,9 @@ def test_pool_families_train_on_every_pose_and_validate_on_the_pool_members(tmp_
     write_pdb(complex_, tmp_path / "member.pdb")
     assert dockq_scores(tmp_path / "member.pdb", NATIVE)["global_dockq"] == pytest.approx(pool.dockq[pool.members()[0]],
                                                                                           abs=1e-6)
+    (members,) = pool_families(out, splits, "val", members_only=True)
+    assert np.array_equal(members.dockq, pool.dockq[pool.members()])
+    assert np.array_equal(members.member(1)[0].coords, family.member(int(pool.members()[1]))[0].coords)
     cfg = TrainConfig(groups_per_pool=3, groups_per_base=2)
     assert epoch_steps(0, [family], cfg) == [("family", 0)] * 3
 
