@@ -367,7 +367,8 @@ def plan_pool_jobs(root: Path, splits_file: Path, outdir: Path, splits: Sequence
                    ) -> tuple[list[PoolJob], list[dict]]:
     """One base per target of ``splits`` in ``sets``: BM5's unbound partners, else the native (the same
     bases as :func:`egr.poses.plan_jobs`, one per target). ``max_targets``: per split, only the first that
-    many targets of an order shuffled by ``seed`` (the same subset for the same seed and splits file)."""
+    many targets of an order shuffled by ``seed``, drawn among the targets of ``sets`` found under ``root``
+    (the same subset for the same seed, splits file, sets and data)."""
     bases, skipped = plan_jobs(root, splits_file, outdir, splits, 1, seed)
     chosen: dict[tuple[str, str], BaseJob] = {}
     for job in bases:

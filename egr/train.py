@@ -5,8 +5,8 @@ Two kinds of optimiser step, shuffled together in every epoch.
 **Docking-quality steps** teach the docking head (:meth:`egr.model.EGR.docking_logits`) to tell right
 poses from wrong ones *of the same target*. Each step takes one family of structures of one target,
 either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
-epoch), every pose LightDock returned for a base (:mod:`egr.dock_pools`, ``groups_per_pool`` steps per pool
-and epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
+epoch), the poses LightDock returned for a base (:mod:`egr.dock_pools`: all of them or, with ``pool_poses =
+"members"``, the pool's members; ``groups_per_pool`` steps per pool and epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
 targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
 poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
 With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
@@ -96,6 +96,7 @@ from egr.weights import load_model, save_weights
 CHECKPOINT_FORMAT = "egr-train-checkpoint/1"
 # DockQ ≥ 0.23 is CAPRI "acceptable": the threshold under which a decoy is considered unrefinable.
 ACCEPTABLE_DOCKQ = CAPRI_CLASSES["acceptable"]
+POOL_POSES = ("all", "members")  # TrainConfig.pool_poses
 
 
 @dataclass
@@ -138,6 +139,10 @@ class TrainConfig:
     pool_poses: str = "all"  # which poses of a training LightDock pool the docking steps draw: "all" or "members"
     val_poses_per_base: int = 24
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pool_poses not in POOL_POSES:
+            raise ValueError(f"pool_poses must be one of {', '.join(POOL_POSES)}, not {self.pool_poses!r}")
 
     def model_config(self) -> EGRConfig:
         return EGRConfig(node_in=ALL_ATOM_SCHEMA.node_in, edge_in=ALL_ATOM_SCHEMA.edge_in, hidden=self.hidden,
@@ -619,8 +624,8 @@ def _device(requested: str, world: int) -> torch.device:
 
 
 def _save_checkpoint(path: Path, model: EGR, optimiser: torch.optim.Optimizer, epoch: int, cfg: TrainConfig,
-                     history: list[dict], best: dict | None) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "config": asdict(cfg),
+                     history: list[dict], best: dict | None, sources: dict) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "config": asdict(cfg), "sources": sources,
                "model": model.state_dict(), "optimiser": optimiser.state_dict(),
                "history": json.dumps(history), "best": json.dumps(best)}
     buffer = io.BytesIO()
@@ -785,7 +790,7 @@ def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume
     """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
     ``poses``: an ``egr sample-poses`` folder whose training-split bases feed the docking steps.
     ``pools``: ``egr dock-pools`` folders; their training-split bases feed the docking steps (every LightDock
-    pose), their validation-split pools enter the checkpoint criterion (:func:`_criterion`).
+    pose, or the pool's members: ``cfg.pool_poses``), their validation-split pools enter the checkpoint criterion (:func:`_criterion`).
     ``init_weights``: start from these weights (same model config) instead of a seeded initialisation; they are
     validated first as epoch 0, so a fine-tuned epoch replaces them as ``best`` only where it validates better.
 
@@ -817,6 +822,8 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
     val_families = (pose_families(poses, splits_file, "val") if poses is not None and cfg.val_poses_per_base > 0
                     else [])
     val_pools = [family for folder in pools for family in pool_families(folder, splits_file, "val")]
+    # the data folders are part of a run's identity: resuming with others would mix two runs
+    sources = {"poses": str(Path(poses).resolve()) if poses else "", "pools": [str(Path(f).resolve()) for f in pools]}
     with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the caller's RNG
         torch.manual_seed(cfg.seed)
         model = EGR(cfg.model_config()).to(dev)
@@ -828,8 +835,9 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{checkpoint}: not an egr training checkpoint")
         # only the number of epochs may change on resume (to train further); anything else would
-        # silently mix two runs
-        changed = sorted(k for k, v in state["config"].items() if k != "epochs" and v != asdict(cfg).get(k))
+        # silently mix two runs (a setting a checkpoint predates had its default value then)
+        saved = {**asdict(TrainConfig()), **state["config"], **state.get("sources", sources)}
+        changed = sorted(k for k, v in {**asdict(cfg), **sources}.items() if k != "epochs" and saved.get(k) != v)
         if changed:
             raise ValueError(f"{checkpoint}: saved with different settings ({', '.join(changed)}); resume needs the same")
         model.load_state_dict(state["model"])
@@ -884,7 +892,7 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
             if best is None or _criterion(record) < _criterion(best):
                 best = record
                 _save_best(model, outdir, cfg, best, history, splits_file)
-            _save_checkpoint(checkpoint, model, optimiser, epoch + 1, cfg, history, best)
+            _save_checkpoint(checkpoint, model, optimiser, epoch + 1, cfg, history, best, sources)
             atomic_write_json(outdir / "history.json", history)
             log(_epoch_line(record, cfg.epochs))
         if world > 1:

@@ -196,6 +196,10 @@ def test_pool_families_train_on_every_pose_and_validate_on_the_pool_members(tmp_
     cfg = TrainConfig(groups_per_pool=3, groups_per_base=2)
     assert epoch_steps(0, [family], cfg) == [("family", 0)] * 3
 
+    # so short a docking run finds no acceptable pose: label the first member acceptable, so that AUCs exist
+    pool = replace(pool, dockq=np.where(np.arange(len(pool.dockq)) == pool.members()[0], 0.5, pool.dockq))
+    save_pool(out / "bm5" / "2X9A_unbound.pool.npz", pool)
+    (family,) = pool_families(out, splits, "val")
     torch.manual_seed(0)
     model = EGR(TrainConfig(hidden=8, num_layers=1, heads=2).model_config()).eval()
     result = pool_validation(model, [family], torch.device("cpu"))
@@ -206,7 +210,8 @@ def test_pool_families_train_on_every_pose_and_validate_on_the_pool_members(tmp_
                         ("contacts_clashes", [interface_physics(family.member(int(i))[0]).contacts_clashes
                                               for i in members])):
         expected = roc_auc(pd.Series(score, dtype=float), truth)
-        assert result[f"{name}_auc_acceptable"] == (pytest.approx(expected) if np.isfinite(expected) else None)
+        assert np.isfinite(expected) and result[f"{name}_auc_acceptable"] == pytest.approx(expected)
+    assert 0.0 <= result["egr_auc_acceptable"] <= 1.0
     record = {"val": {"docking_egr": {"spearman": 0.2}, "docking_pools": {"egr_auc_acceptable": 0.8}}}
     assert _criterion(record) == pytest.approx(-0.4)  # mean of 0.2 and 2 · 0.8 − 1
 

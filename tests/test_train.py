@@ -238,6 +238,13 @@ def test_training_is_deterministic_and_resume_reproduces(cache: tuple[Path, Path
     assert any("resumed" in line for line in log)
     with pytest.raises(ValueError, match="lr"):
         train(cache_dir, splits, tmp_path / "c", replace(TINY, lr=0.5), resume=True, log=log.append)
+    pools = tmp_path / "pools"  # a dock-pools folder without bases: the run's data sources alone differ
+    pools.mkdir()
+    (pools / "pool.tsv").write_text("id\tset\ttarget\tbase_id\tsplit\n")
+    with pytest.raises(ValueError, match="pools"):
+        train(cache_dir, splits, tmp_path / "c", TINY, resume=True, log=log.append, pools=[pools])
+    with pytest.raises(ValueError, match="pool_poses"):
+        replace(TINY, pool_poses="member")
 
 
 def test_fine_tuning_starts_from_the_given_weights_and_keeps_them_unless_an_epoch_validates_better(
