@@ -6,8 +6,8 @@ Two kinds of optimiser step, shuffled together in every epoch.
 poses from wrong ones *of the same target*. Each step takes one family of structures of one target,
 either a base's sampled rigid-body poses (:mod:`egr.poses`, ``groups_per_base`` steps per base and
 epoch), the poses LightDock returned for a base (:mod:`egr.dock_pools`: all of them or, with ``pool_poses =
-"members"``, the pool's members; ``groups_per_pool`` steps per pool and epoch) or a training target's real docking decoys (``groups_per_real_target`` steps per target and epoch,
-targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
+"members"``, the pool's members; ``groups_per_pool`` steps per pool and epoch) or a training target's real
+docking decoys (``groups_per_real_target`` steps per target and epoch, targets with ≥ 2 decoys), draws ``group_size`` of them stratified over their DockQ (so every group has good and bad
 poses), adds noise σ to the coordinates and scores each one's interface crop (:mod:`egr.interface`).
 With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true DockQ:
 
@@ -44,8 +44,8 @@ folder is given, the mean per-base Spearman over ``val_poses_per_base`` sampled 
 base (:func:`pose_validation`), and where LightDock pool folders are given, the validation pools' AUC for
 acceptable (:func:`pool_validation`). The checkpoint with the highest validation Spearman of predicted vs true
 DockQ (real decoys, averaged with the sampled poses' figure and the pools' 2 · AUC − 1 where there are
-those: 51 real decoys alone move by ±0.05 between neighbouring epochs) is kept as ``best.safetensors`` (+ ``.json``); ``last.pt`` holds the model,
-optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
+those: 51 real decoys alone move by ±0.05 between neighbouring epochs) is kept as ``best.safetensors`` (+
+``.json``); ``last.pt`` holds the model, optimiser and history after every epoch, and ``resume=True`` continues from it. Shuffling, noise and
 perturbations of epoch e draw from a generator seeded with (seed, e), so a resumed run reproduces an
 uninterrupted one exactly.
 
@@ -63,7 +63,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -555,10 +555,6 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
     """
     refinable = [r for r in results if r.dockq_input >= coord_min_dockq]
 
-    def mean(values) -> float | None:
-        values = [v for v in values if v is not None and math.isfinite(v)]
-        return float(np.mean(values)) if values else None
-
     def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
         return float(stats.pearsonr(a, b)[0]) if len(a) > 2 and np.ptp(a) > 0 and np.ptp(b) > 0 else None
 
@@ -572,11 +568,11 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
     return {
         "n_decoys": len(results),
         "n_refinable": len(refinable),
-        "rmsd_refinable": mean(r.rmsd_refined for r in refinable),
-        "rmsd_refinable_input": mean(r.rmsd_input for r in refinable),
-        "ca_rmsd_refinable": mean(r.ca_rmsd_refined for r in refinable),
-        "ca_rmsd_refinable_input": mean(r.ca_rmsd_input for r in refinable),
-        "delta_lddt": mean(r.lddt_refined - r.lddt_input for r in results),
+        "rmsd_refinable": _finite_mean(r.rmsd_refined for r in refinable),
+        "rmsd_refinable_input": _finite_mean(r.rmsd_input for r in refinable),
+        "ca_rmsd_refinable": _finite_mean(r.ca_rmsd_refined for r in refinable),
+        "ca_rmsd_refinable_input": _finite_mean(r.ca_rmsd_input for r in refinable),
+        "delta_lddt": _finite_mean(r.lddt_refined - r.lddt_input for r in results),
         "qa_pearson_residues": pearson(pred, true),
         "qa_input_pearson_residues": pearson(pred_in, true_in),
         "qa_pearson_decoys": pearson(np.array([r.plddt_refined for r in results]),
@@ -584,12 +580,12 @@ def summarise(results: Sequence[DecoyResult], margin: float, coord_min_dockq: fl
         "docking_egr": ranking_figures(results, lambda r: r.pred_dockq_input),
         "docking_contacts_clashes": ranking_figures(results, lambda r: r.contacts_clashes),
         "n_dockq": len(scored),
-        "delta_dockq_mean_raw": mean(raw),
+        "delta_dockq_mean_raw": _finite_mean(raw),
         "delta_dockq_min_raw": min(raw) if raw else None,
         "fi_dockq_raw": float(np.mean(dockq_improved(np.array(raw)))) if raw else None,
         "gate_margin": margin if math.isfinite(margin) else str(margin),
         "gate_kept": int(sum(keeps_refinement(r.predicted_gain, margin) for r in scored)),
-        "delta_dockq_mean_gated": mean(gated),
+        "delta_dockq_mean_gated": _finite_mean(gated),
         "delta_dockq_min_gated": min(gated) if gated else None,
     }
 
@@ -720,13 +716,16 @@ def pool_validation(model: EGR, families: Sequence[DockingFamily], device: torch
     out: dict = {"n_bases": len(truths), "n_poses": len(truth)}
     for name, values in scores.items():
         per_base = [stats.spearmanr(v, t).statistic for v, t in zip(values, truths) if np.ptp(t) > 0 and np.ptp(v) > 0]
-        out[f"{name}_auc_acceptable"] = _finite(roc_auc(pd.Series(np.concatenate(values)), truth >= ACCEPTABLE_DOCKQ))
-        out[f"{name}_spearman"] = _finite(float(np.mean(per_base))) if per_base else None
+        out[f"{name}_auc_acceptable"] = _finite_mean([roc_auc(pd.Series(np.concatenate(values)),
+                                                              truth >= ACCEPTABLE_DOCKQ)])
+        out[f"{name}_spearman"] = _finite_mean(per_base)
     return out
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
+def _finite_mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the finite values (None and NaN left out); None when there are none."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
 
 
 def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int, device: torch.device) -> dict:
@@ -746,12 +745,8 @@ def pose_validation(model: EGR, families: Sequence[DockingFamily], per_base: int
             egr.append(stats.spearmanr(pred, truth).statistic)
             reference.append(stats.spearmanr(physics, truth).statistic)
 
-    def mean(values: list[float]) -> float | None:
-        finite = [v for v in values if np.isfinite(v)]
-        return float(np.mean(finite)) if finite else None
-
-    return {"n_bases": len(egr), "poses_per_base": per_base, "egr_spearman": mean(egr),
-            "contacts_clashes_spearman": mean(reference)}
+    return {"n_bases": len(egr), "poses_per_base": per_base, "egr_spearman": _finite_mean(egr),
+            "contacts_clashes_spearman": _finite_mean(reference)}
 
 
 def _validate(model: EGR, data: DataSelection, cfg: TrainConfig, device: torch.device,
@@ -790,7 +785,8 @@ def train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resume
     """Train EGR (module doc). Writes ``outdir/{last.pt, best.safetensors, best.json, history.json}``.
     ``poses``: an ``egr sample-poses`` folder whose training-split bases feed the docking steps.
     ``pools``: ``egr dock-pools`` folders; their training-split bases feed the docking steps (every LightDock
-    pose, or the pool's members: ``cfg.pool_poses``), their validation-split pools enter the checkpoint criterion (:func:`_criterion`).
+    pose, or the pool's members: ``cfg.pool_poses``), their validation-split pools enter the checkpoint
+    criterion (:func:`_criterion`).
     ``init_weights``: start from these weights (same model config) instead of a seeded initialisation; they are
     validated first as epoch 0, so a fine-tuned epoch replaces them as ``best`` only where it validates better.
 
