@@ -39,13 +39,15 @@ et al.):
 Rankers (all scores higher = better): EGR's ``pred_dockq`` (its predicted DockQ of the input decoy), any
 other numeric column asked for (``COLUMN:lower`` when lower is better: its negative is used), and the
 references, always computed: ``contacts_clashes`` (:mod:`egr.physics`: inter-chain heavy-atom pairs
-< 5 Å − 10 × pairs < 3 Å of the cleaned input decoy), ``input_order`` (the summary's row order; as a
+< 5 Å − 10 × pairs < 3 Å of the cleaned input decoy), ``inter_chain_contacts`` (the first term alone:
+where a docking program's right poses interpenetrate, as rigid poses of unbound partners do, the contact
+count ranks them up while the clash term pushes them down), ``input_order`` (the summary's row order; as a
 score, −(position of the decoy within its target, counting the target's decoys with a DockQ in summary
 order), so decoys at the same position in different targets tie in the pooled measures), ``random``
 (exact expectations over uniformly random rankings, which is what averaging seeded shuffles converges
 to, without sampling noise: top-N hits hypergeometric, top-1 = the fraction of the target's decoys in the
 class, Spearman 0, AUC ½) and ``oracle`` (ranked by DockQ itself: the best any ranker can do). A ranker
-whose column is missing from the summary (``pred_dockq`` or ``contacts_clashes`` of an older run) is
+whose column is missing from the summary (``pred_dockq`` or a physics column of an older run) is
 listed with empty cells and a note. Scores from outside the run (``--external-scores``: a TSV of ``id``
 and score columns, e.g. the docking program's own score) join the rankers by decoy ID; a decoy the file
 does not list is unscored for them. The reference names are reserved: a score column of that name is
@@ -76,9 +78,10 @@ DELTA_METRICS = ("dockq", "irmsd", "lrmsd", "fnat")
 DOCKQ_TOLERANCE = 1e-3
 OVERALL = "(all)"  # target label of the pooled rows; not a valid sanitised decoy ID (parentheses)
 DEFAULT_SCORES = ("pred_dockq",)  # EGR's own ranker; may be absent from older runs' summaries
-REFERENCE_RANKERS = {"contacts_clashes": "Contacts − 10×clashes", "input_order": "Input order",
-                     "random": "Random (expected)", "oracle": "Best possible"}
-REFERENCE_COLUMNS = ("contacts_clashes",)  # references read from a summary column (may be absent)
+REFERENCE_RANKERS = {"contacts_clashes": "Contacts − 10×clashes", "inter_chain_contacts": "Contacts (< 5 Å)",
+                     "input_order": "Input order", "random": "Random (expected)", "oracle": "Best possible"}
+# references read from a summary column (may be absent)
+REFERENCE_COLUMNS = ("contacts_clashes", "inter_chain_contacts")
 SCORE_LABELS = {"pred_dockq": "EGR predicted DockQ", "pred_dockq_refined": "EGR predicted DockQ (refined)",
                 "mean_plddt": "EGR pLDDT", "interface_plddt": "EGR interface pLDDT", "haddock_score": "HADDOCK score"}
 # Scores a results folder may hold beside summary.tsv, ranked by whenever present: file -> column spec.

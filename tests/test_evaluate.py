@@ -403,13 +403,15 @@ def test_run_without_natives(tmp_path: Path) -> None:
 
 def test_default_rankers_are_egr_then_the_references() -> None:
     rankers = parse_rankers()
-    assert [r.key for r in rankers] == ["pred_dockq", "contacts_clashes", "input_order", "random", "oracle"]
+    assert [r.key for r in rankers] == ["pred_dockq", "contacts_clashes", "inter_chain_contacts", "input_order",
+                                         "random", "oracle"]
     assert rankers[0].label == "EGR predicted DockQ" and rankers[0].column == "pred_dockq"
     assert rankers[1].label == "Contacts − 10×clashes" and rankers[1].column == "contacts_clashes"
     assert rankers[1].higher_is_better
     # pLDDT is no longer a default ranker, but any column can still be asked for; a reference name is not doubled
     keys = [r.key for r in parse_rankers(["mean_plddt", "contacts_clashes", "energy:lower"])]
-    assert keys == ["pred_dockq", "mean_plddt", "energy", "contacts_clashes", "input_order", "random", "oracle"]
+    assert keys == ["pred_dockq", "mean_plddt", "energy", "contacts_clashes", "inter_chain_contacts",
+                    "input_order", "random", "oracle"]
 
 
 def brute_force_auc(score: np.ndarray, positive: np.ndarray) -> float:

@@ -179,6 +179,19 @@ def test_slid_poses_touch_and_only_embedded_ones_interpenetrate(sampled, name: s
         assert poses.clashes[0] > 50  # the unbound base itself interpenetrates; its poses do not
 
 
+def test_base_clash_budget_lets_unbound_poses_keep_the_base_interpenetration(sampled) -> None:
+    """With the base's budget, poses of the unbound base may clash as much as the base itself (not more),
+    and more of them clash beyond the native's budget than with the native's alone."""
+    case = sampled["bm5"]
+    base, native_budget = case["base"], case["poses"]
+    poses = P.sample_poses(base, case["native"], n=16, seed=7, base_file=case["file"],
+                           config=P.SamplerConfig(clash_budget_from_base=True))
+    top_native = max(3, P.DockQLabeller(base, case["file"], case["native"]).native_clashes)
+    assert poses.clashes[0] == native_budget.clashes[0] > top_native
+    assert np.all(poses.clashes[1:] <= poses.clashes[0])
+    assert np.sum(poses.clashes[1:] > top_native) > np.sum(native_budget.clashes[1:] > top_native) == 2  # embedded
+
+
 def test_save_and_load_without_pickles(sampled, tmp_path: Path) -> None:
     poses = sampled["dips"]["poses"]
     path = tmp_path / "x.poses.npz"

@@ -209,8 +209,8 @@ def test_multiqc_ranker_table(report: tuple[Path, Path]) -> None:
     config, rows = _tsv_header((outdir / "egr_qa_rankers_mqc.tsv").read_text())
     assert config["id"] == "egr_qa_rankers" and set(config["headers"]) == set(rows[0][1:])
     table = {row[0]: dict(zip(rows[0][1:], row[1:])) for row in rows[1:]}
-    assert list(table) == ["EGR predicted DockQ", "Contacts − 10×clashes", "Input order", "Random (expected)",
-                           "Best possible"]
+    assert list(table) == ["EGR predicted DockQ", "Contacts − 10×clashes", "Contacts (< 5 Å)", "Input order",
+                           "Random (expected)", "Best possible"]
     # kq_1kq1_pdb1_1: HDOCK (0.8543) vs ATTRACT (0.0378); EGR's made-up score puts ATTRACT first
     egr = table["EGR predicted DockQ"]
     assert (egr["n_targets"], egr["top1_acceptable"], egr["targets_acceptable"]) == ("1", "0", "1")
