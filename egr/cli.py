@@ -646,6 +646,9 @@ def prepare_training(data: Path, sets: tuple[str, ...], cache: Path, surface_bac
                    "the pool's members (its best-scored distinct poses and near-natives, as egr run gets them).")
 @click.option("--val-poses-per-base", type=click.IntRange(min=0), default=24, show_default=True,
               help="Sampled poses per validation base (from --poses) in the checkpoint criterion; 0: real decoys only.")
+@click.option("--head-only", is_flag=True,
+              help="Train the docking head alone, on the features of the initial weights' layers (no refinement "
+                   "steps); with --init-weights.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @DEVICE
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")

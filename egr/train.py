@@ -15,6 +15,9 @@ With p = predicted DockQ (mean over interfaces of sigmoid(logit)) and q = true D
 
 scaled by ``docking_weight``: a regression on DockQ plus a pairwise ranking loss within the target.
 
+With ``head_only`` (a fine-tune of the docking head on the features of given weights' layers) the
+docking steps update the head alone and there are no refinement steps.
+
 **Refinement steps**, one per prepared training decoy (docs/design.md, "EGR, precisely"), on one graph:
 
     L = Huber_δ(‖X' − X*‖) over atoms with a native partner          (δ = 1 Å; X* = native in the decoy frame)
@@ -97,6 +100,7 @@ CHECKPOINT_FORMAT = "egr-train-checkpoint/1"
 # DockQ ≥ 0.23 is CAPRI "acceptable": the threshold under which a decoy is considered unrefinable.
 ACCEPTABLE_DOCKQ = CAPRI_CLASSES["acceptable"]
 POOL_POSES = ("all", "members")  # TrainConfig.pool_poses
+HEAD_PARAMETERS = ("dock_norm.", "dock_head.")  # what TrainConfig.head_only trains: the docking head's weights
 
 
 @dataclass
@@ -109,8 +113,9 @@ class TrainConfig:
     skipped, to bound time and memory), val_dockq_decoys, val_poses_per_base (sampled poses per validation
     base in the checkpoint criterion; 0 = real decoys only). Docking steps: group_size, groups_per_base
     (per sampled base), groups_per_pool (per LightDock pool), pool_poses (every pose LightDock returned,
-    ``"all"``, or the pool's members), groups_per_real_target. Optimiser: lr, weight_decay, grad_clip (max
-    gradient norm; 0 = off), epochs, seed.
+    ``"all"``, or the pool's members), groups_per_real_target. head_only: train the docking head alone
+    (:data:`HEAD_PARAMETERS`; no refinement steps, every other weight kept as initialised or loaded).
+    Optimiser: lr, weight_decay, grad_clip (max gradient norm; 0 = off), epochs, seed.
     """
 
     hidden: int = 64
@@ -138,6 +143,7 @@ class TrainConfig:
     groups_per_pool: int = 1
     pool_poses: str = "all"  # which poses of a training LightDock pool the docking steps draw: "all" or "members"
     val_poses_per_base: int = 24
+    head_only: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -359,8 +365,8 @@ def group_dockq(logits_of: Callable[[dict], Tensor], inputs: Sequence[dict], dev
 def epoch_steps(n_decoys: int, families: Sequence[DockingFamily], cfg: TrainConfig) -> list[tuple[str, int]]:
     """One epoch's steps before shuffling: ("decoy", i) per refinement decoy, ("family", j) per docking group
     (``groups_per_base`` per sampled base, ``groups_per_pool`` per LightDock pool, ``groups_per_real_target``
-    per family of real decoys)."""
-    steps = [("decoy", i) for i in range(n_decoys)]
+    per family of real decoys); no refinement steps with ``head_only``."""
+    steps = [] if cfg.head_only else [("decoy", i) for i in range(n_decoys)]
 
     def repeats(family: DockingFamily) -> int:
         if family.docked:
@@ -840,6 +846,8 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
         optimiser.load_state_dict(state["optimiser"])
         start, history, best = int(state["epoch"]), json.loads(state["history"]), json.loads(state["best"])
         log(f"resumed from {checkpoint} after epoch {start}")
+    elif cfg.head_only and init_weights is None:
+        raise ValueError("head_only fine-tunes the docking head of given weights: pass init_weights")
     elif init_weights is not None:
         _load_initial(model, init_weights, dev)
         if rank == 0:
@@ -850,6 +858,9 @@ def _train(cache: Path, splits_file: Path, outdir: Path, cfg: TrainConfig, resum
             history.append(best)
             _save_best(model, outdir, cfg, best, history, splits_file)
             log(f"initial weights {init_weights}: " + _epoch_line(best, cfg.epochs))
+    if cfg.head_only:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith(HEAD_PARAMETERS))
     net: nn.Module = _TwoPass(model, input_pass=cfg.input_qa_weight > 0)
     if world > 1:
         # a docking step leaves the coordinate and pLDDT heads unused, a refinement step the docking head

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -27,7 +28,7 @@ from egr.poses import sample_poses
 from egr.split import TargetSplit, write_splits
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
-from egr.train import (DecoyResult, DockingFamily, TrainConfig, _criterion, _TwoPass, calibrate_margin, epoch_steps,
+from egr.train import (HEAD_PARAMETERS, DecoyResult, DockingFamily, TrainConfig, _criterion, _TwoPass, calibrate_margin, epoch_steps,
                        pose_validation, rigid_perturbation, train, training_loss)
 from egr.weights import save_weights
 
@@ -269,6 +270,29 @@ def test_fine_tuning_starts_from_the_given_weights_and_keeps_them_unless_an_epoc
     with pytest.raises(ValueError, match="hidden 8 vs 16"):
         train(cache_dir, splits, tmp_path / "other", replace(TINY, hidden=16, epochs=1), log=log.append,
               init_weights=tmp_path / "init.safetensors")
+
+
+def test_head_only_fine_tune_changes_the_docking_head_alone(cache: tuple[Path, Path], tmp_path: Path) -> None:
+    cache_dir, splits = cache
+    # the two training decoys listed as one target's: a family of real decoys for the docking steps
+    one_target = tmp_path / "cache"
+    shutil.copytree(cache_dir, one_target)
+    rows = read_index(one_target)
+    write_index([{**r, "set": "bm5", "target": "2X9A"} if r["target"] == "kq_1kq1_pdb1_1" else r for r in rows],
+                one_target)
+    torch.manual_seed(5)
+    initial = EGR(TINY.model_config())
+    save_weights(initial, tmp_path / "init.safetensors", trained=False, description="seeded elsewhere")
+    cfg = replace(TINY, epochs=1, lr=1e-2, head_only=True)
+    log: list[str] = []
+    train(one_target, splits, tmp_path / "head", cfg, log=log.append, init_weights=tmp_path / "init.safetensors")
+    before, after = initial.state_dict(), _weights(tmp_path / "head/last.pt")
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith(HEAD_PARAMETERS) for k in moved), moved
+    assert "dock_head.lin1.weight" in moved
+    assert json.loads((tmp_path / "head/history.json").read_text())[1]["train"].keys() == {"loss", "dock_bce", "dock_rank"}
+    with pytest.raises(ValueError, match="init_weights"):
+        train(one_target, splits, tmp_path / "none", cfg, log=log.append)
 
 
 def test_ddp_with_two_cpu_processes(cache: tuple[Path, Path], tmp_path: Path) -> None:
