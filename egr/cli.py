@@ -488,8 +488,12 @@ def _no_decoys(results: Path, staged: bool) -> str | None:
               help="TSV of scores from outside the run (an id column, then one column per score, higher = better "
                    "unless listed as NAME:lower in --score-columns), e.g. the docking program's own score; each "
                    "column is ranked beside EGR and the references.")
+@click.option("--subset", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Evaluate only the decoys of this samplesheet (by the IDs egr run gives its rows), e.g. one "
+                   "data set of a larger run; give --outdir so that the run's own evaluation is kept (OUTDIR "
+                   "then gets the evaluation files alone).")
 def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int,
-             external_scores: Path | None) -> None:
+             external_scores: Path | None, subset: Path | None) -> None:
     """Refinement (ΔDockQ, FI-DockQ, API-DockQ, …) and QA ranking (Top-N hit rates, ranking loss) tables of
     a finished results folder: writes evaluation.tsv and evaluation.md, and summary.tsv where the folder
     has none (built from its per-decoy files, as a Nextflow run stages them)."""
@@ -504,10 +508,11 @@ def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...],
     try:
         if not summary.is_file():
             write_summary(summary, summarize(results))
-        evaluation = evaluate_results(results, score_columns, top_n, external_scores)
+        evaluation = evaluate_results(results, score_columns, top_n, external_scores, subset)
         if outdir.resolve() != results.resolve():
             outdir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(summary, outdir / "summary.tsv")
+            if subset is None:  # a subset's evaluation sits beside no summary of decoys it left out
+                shutil.copyfile(summary, outdir / "summary.tsv")
         paths = write_evaluation(evaluation, outdir)
     except ValueError as exc:  # --score-columns, --top-n or --external-scores that this summary cannot take
         raise click.UsageError(str(exc)) from None
@@ -739,6 +744,34 @@ def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str,
     click.echo(f"egr: {sum(result['classes'].values())} poses of {len(result['rows'])} bases in {outdir} "
                f"({result['reused']} bases kept from an earlier run, {len(result['skipped'])} skipped); "
                f"CAPRI classes: {classes}; {result['seconds']:.1f} s", err=True)
+
+
+@main.command("split-samplesheet")
+@DATA_ROOT
+@SPLITS_FILE
+@click.option("--split", "split_names", default="test", show_default=True, callback=_comma_list,
+              help="Comma-separated splits whose targets' decoys are listed.")
+@click.option("--sets", default=DATA_SETS, show_default=True, callback=_comma_list, help="Data sets under --root.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Samplesheet to write (id,decoy,native; absolute paths), the input of egr run --input.")
+def split_samplesheet(root: Path, splits: Path, split_names: tuple[str, ...], sets: tuple[str, ...], out: Path) -> None:
+    """The samplesheet of every decoy (with its native) of the targets of one split, for scoring a model on
+    the held-out real decoys through the product path: egr run --input OUT, then egr evaluate."""
+    from egr.dataset import split_pairs
+    from egr.runner import write_samplesheet
+    from egr.split import SplitError
+
+    try:
+        pairs = split_pairs(root, splits, split_names, sets)
+    except (OSError, SplitError) as exc:  # a set folder missing under --root, a splits.tsv that is not one
+        raise click.ClickException(str(exc)) from None
+    if not pairs:
+        raise click.UsageError(f"no decoy of the {','.join(split_names)} targets of {splits} in the sets "
+                               f"{','.join(sets)} under {root}")
+    write_samplesheet(out, [{"id": pair.decoy_id, "decoy": pair.decoy.resolve(), "native": pair.native.resolve()}
+                            for pair in pairs])
+    targets = len({(pair.set_name, pair.target) for pair in pairs})
+    click.echo(f"egr: wrote {out}: {len(pairs)} decoys of {targets} targets", err=True)
 
 
 @main.command("dock-pools")

@@ -47,6 +47,7 @@ from egr.io import atomic_write_bytes, atomic_write_text
 from egr.jobs import run_jobs
 from egr.metrics import (LDDT_INCLUSION_RADIUS, LDDT_THRESHOLDS, Residue, ResidueCorrespondence, dockq_scores,
                          lddt_ca, residue_correspondence)
+from egr.split import read_splits
 from egr.structure import Complex, kabsch, read_decoy, sanitize_id, write_pdb
 from egr.surface import compute_surface
 
@@ -132,6 +133,13 @@ def find_pairs(root: Path, sets: Sequence[str]) -> list[DecoyPair]:
             for decoy in sorted((target_dir / "decoys").glob("*")):
                 pairs.append(DecoyPair(set_name, target_dir.name, sanitize_id(decoy), decoy, natives[0]))
     return pairs
+
+
+def split_pairs(root: Path, splits_file: Path, split_names: Sequence[str], sets: Sequence[str]) -> list[DecoyPair]:
+    """The pairs of :func:`find_pairs` whose target ``splits_file`` (``egr split``) puts in one of
+    ``split_names``; targets the splits file does not list are left out."""
+    split_of = {(row.set_name, row.target): row.split for row in read_splits(splits_file)}
+    return [pair for pair in find_pairs(root, sets) if split_of.get((pair.set_name, pair.target)) in split_names]
 
 
 def _lookup(keys: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -80,6 +80,7 @@ from egr.jobs import run_jobs
 from egr.physics import CONTACT_CUTOFF
 from egr.poses import (CAPRI_THRESHOLDS, CLASS_NAMES, BaseJob, DockQLabeller, TargetBase, _derive_seed, apply_pose,
                        capri_class, default_ligand_chain, ligand_mask, plan_jobs, quaternion_to_matrix)
+from egr.runner import write_samplesheet
 from egr.structure import Complex, read_decoy, write_pdb
 
 POOL_FORMAT = "egr-dock-pool/1"
@@ -439,9 +440,9 @@ def run_pool_job(job: PoolJob) -> tuple[list[dict] | None, str | None, bool]:
         return None, f"{type(error).__name__}: {text}", False
 
 
-def _write_table(path: Path, header: Sequence[str], rows: Sequence[dict], delimiter: str = "\t") -> None:
+def _write_table(path: Path, header: Sequence[str], rows: Sequence[dict]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(header), delimiter=delimiter, lineterminator="\n",
+    writer = csv.DictWriter(buffer, fieldnames=list(header), delimiter="\t", lineterminator="\n",
                             extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
@@ -474,7 +475,7 @@ def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[s
                                                            f"{len(job_rows)} poses, {found} acceptable or better"))
     rows.sort(key=lambda r: r["id"])
     _write_table(outdir / "pool.tsv", POOL_HEADER, rows)
-    _write_table(outdir / "samplesheet.csv", ("id", "decoy", "native"), rows, delimiter=",")
+    write_samplesheet(outdir / "samplesheet.csv", rows)
     _write_table(outdir / "lightdock_scores.tsv", ("id", "lightdock_score"), rows)
     _write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
     return {"rows": rows, "skipped": skipped, "reused": reused, "seconds": time.perf_counter() - began}

@@ -172,18 +172,43 @@ def parse_rankers(score_columns: tuple[str, ...] | list[str] = ()) -> tuple[Rank
 
 
 def evaluate_results(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),
-                     top_n: int = 10, external_scores: Path | str | None = None) -> Evaluation:
+                     top_n: int = 10, external_scores: Path | str | None = None,
+                     subset: Path | str | None = None) -> Evaluation:
     """Evaluate the ``summary.tsv`` of ``results_dir``; see :func:`evaluate_run`."""
-    return evaluate_run(results_dir, score_columns, top_n, external_scores)[1]
+    return evaluate_run(results_dir, score_columns, top_n, external_scores, subset)[1]
 
 
 def evaluate_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (), top_n: int = 10,
-                 external_scores: Path | str | None = None) -> tuple[pd.DataFrame, Evaluation]:
-    """The summary of ``results_dir`` with every score to rank by (:func:`run_scores`) and its evaluation
-    (:func:`evaluate_frame`), whose notes include those of :func:`run_scores`."""
+                 external_scores: Path | str | None = None,
+                 subset: Path | str | None = None) -> tuple[pd.DataFrame, Evaluation]:
+    """The summary of ``results_dir`` with every score to rank by (:func:`run_scores`), restricted to the
+    decoys of the samplesheet ``subset`` when given (:func:`only_decoys_of`), and its evaluation
+    (:func:`evaluate_frame`), whose notes include those of both."""
     frame, score_columns, notes = run_scores(results_dir, score_columns, external_scores)
+    if subset is not None:
+        frame, subset_note = only_decoys_of(frame, Path(subset))
+        notes = (*notes, subset_note)
     evaluation = evaluate_frame(frame, score_columns, top_n)
     return frame, replace(evaluation, notes=(*evaluation.notes, *notes))
+
+
+def only_decoys_of(frame: pd.DataFrame, samplesheet: Path) -> tuple[pd.DataFrame, str]:
+    """The rows of ``frame`` whose ``id`` is one that ``egr run --input samplesheet`` gives a decoy (summary
+    order kept: it is the input order ranker's), and a note of how many were kept. Raises ValueError when
+    the samplesheet cannot be read or names none of the summary's decoys."""
+    from egr.runner import InputError, collect_inputs
+
+    try:
+        ids = {item.id for item in collect_inputs(samplesheet=samplesheet)}
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+    kept = frame[frame["id"].isin(ids)]
+    if kept.empty:
+        raise ValueError(f"{samplesheet}: none of its {len(ids)} decoys is in the summary")
+    absent = len(ids) - len(kept)
+    return kept.reset_index(drop=True), (f"evaluated {len(kept)} of the summary's {len(frame)} decoys: those of "
+                                         f"{samplesheet}" + (f" ({absent} of its decoys are not in the summary)"
+                                                             if absent else ""))
 
 
 def run_scores(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),

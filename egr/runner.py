@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +30,7 @@ from tqdm import tqdm
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import baseline_record, run_baseline
-from egr.io import atomic_write_json, file_sha256, one_line
+from egr.io import atomic_write_json, atomic_write_text, file_sha256, one_line
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
 from egr.select import RULES as SELECT_RULES
@@ -137,6 +139,17 @@ def _read_samplesheet(path: Path) -> list[DecoyInput]:
             return rows
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputError(f"{path}: unreadable samplesheet ({exc})") from None
+
+
+def write_samplesheet(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """Write ``rows`` (each with ``id``, ``decoy`` and ``native``; other keys ignored) as a samplesheet that
+    :func:`collect_inputs` reads, atomically. Relative paths are taken relative to ``path``'s folder."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*SAMPLESHEET_COLUMNS, "native"], lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(Path(path), buffer.getvalue())
 
 
 def _resolve(samplesheet: Path, value: str) -> Path:

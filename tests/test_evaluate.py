@@ -340,6 +340,24 @@ def test_external_scores_join_the_rankers_by_id(results: Path, tmp_path: Path) -
             evaluate_results(results, external_scores=scores)
 
 
+def test_a_subset_evaluates_exactly_as_a_run_of_its_decoys_alone(results: Path, tmp_path: Path) -> None:
+    # the 1AK4 and 2X9A decoys of the run, listed as a samplesheet would list them (one row not in the run)
+    subset = tmp_path / "subset.csv"
+    listed = [decoy for decoy in REAL_DOCKQ if not decoy.startswith("2OUL")] + ["1AK4_never_run"]
+    subset.write_text("id,decoy\n" + "".join(f"{decoy},decoys/{decoy}.pdb\n" for decoy in listed))
+    alone = write_tsv(tmp_path / "alone", [row for row in summary_rows() if not row["id"].startswith("2OUL")])
+    evaluation, expected = evaluate_results(results, top_n=3, subset=subset), evaluate_results(alone, top_n=3)
+    assert "2OUL" not in set(evaluation.qa["target"]) and "1AK4" in set(evaluation.qa["target"])
+    pd.testing.assert_frame_equal(evaluation.qa_summary, expected.qa_summary)
+    pd.testing.assert_frame_equal(evaluation.qa, expected.qa)
+    pd.testing.assert_frame_equal(evaluation.refinement, expected.refinement)
+    assert any("evaluated 6 of the summary's 17 decoys" in note and "(1 of its decoys are not in the summary)" in note
+               for note in evaluation.notes)
+    subset.write_text("id,decoy\nnot_a_decoy,x.pdb\n")
+    with pytest.raises(ValueError, match="none of its 1 decoys"):
+        evaluate_results(results, subset=subset)
+
+
 def test_the_runs_haddock_scores_rank_lower_first_in_evaluate_and_the_report(results: Path) -> None:
     from egr import layout
     from egr.report import load_run

@@ -69,3 +69,35 @@ def test_no_cluster_spans_two_splits(tmp_path: Path) -> None:
     write_splits(rows, tmp_path / "splits.tsv")
     assert read_splits(tmp_path / "splits.tsv") == rows
     assert sum(sum(v.values()) for v in split_summary(rows).values()) == 6
+
+
+def test_split_samplesheet_lists_the_decoys_of_one_splits_targets_for_egr_run(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from egr.cli import main
+    from egr.runner import collect_inputs
+    from egr.split import TargetSplit
+
+    splits = tmp_path / "splits.tsv"
+    write_splits([TargetSplit("1AK4", "haddock", "test", 0, ("c1",)), TargetSplit("1EFN", "haddock", "train", 1, ("c2",)),
+                  TargetSplit("2X9A", "bm5", "test", 2, ("c3",)), TargetSplit("b2_2b2e_pdb1_0", "dips", "val", 3, ("c4",))],
+                 splits)
+    out = tmp_path / "lists" / "test.csv"
+    invoke = CliRunner().invoke
+    result = invoke(main, ["split-samplesheet", "--root", str(PAIRS), "--splits", str(splits), "--sets",
+                           "bm5,dips,haddock", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    inputs = collect_inputs(samplesheet=out)
+    expected = sorted(p.name for target in ("haddock/1AK4", "bm5/2X9A") for p in (PAIRS / target / "decoys").iterdir())
+    assert sorted(item.path.name for item in inputs) == expected  # 1EFN (train), dips (val), kq_1kq1 (unlisted) left out
+    assert all(item.path.is_file() and item.native is not None and item.native.parent.name == "native" for item in inputs)
+    assert {item.native.parent.parent.name for item in inputs} == {"1AK4", "2X9A"}
+    assert f"{len(expected)} decoys of 2 targets" in result.output
+
+    result = invoke(main, ["split-samplesheet", "--root", str(PAIRS), "--splits", str(splits), "--split", "val",
+                           "--sets", "haddock", "--out", str(out)])
+    assert result.exit_code == 2 and "no decoy of the val targets" in result.output
+    (tmp_path / "not_splits.tsv").write_text("a\tb\n")
+    result = invoke(main, ["split-samplesheet", "--root", str(PAIRS), "--splits", str(tmp_path / "not_splits.tsv"),
+                           "--sets", "haddock", "--out", str(out)])
+    assert result.exit_code == 1 and "not a splits table" in result.output and "Traceback" not in result.output
