@@ -489,9 +489,9 @@ def _no_decoys(results: Path, staged: bool) -> str | None:
                    "unless listed as NAME:lower in --score-columns), e.g. the docking program's own score; each "
                    "column is ranked beside EGR and the references.")
 @click.option("--subset", type=click.Path(path_type=Path, exists=True, dir_okay=False),
-              help="Evaluate only the decoys of this samplesheet (by the IDs egr run gives its rows), e.g. one "
-                   "data set of a larger run; give --outdir so that the run's own evaluation is kept (OUTDIR "
-                   "then gets the evaluation files alone).")
+              help="Evaluate only the decoys of this samplesheet (found by file, else by the ID egr run gives "
+                   "them), e.g. one data set of a larger run; needs an --outdir other than RESULTS, which then "
+                   "gets the evaluation files alone.")
 def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...], top_n: int,
              external_scores: Path | None, subset: Path | None) -> None:
     """Refinement (ΔDockQ, FI-DockQ, API-DockQ, …) and QA ranking (Top-N hit rates, ranking loss) tables of
@@ -504,6 +504,9 @@ def evaluate(results: Path, outdir: Path | None, score_columns: tuple[str, ...],
     from egr.summary import summarize, write_summary
 
     outdir = outdir or results
+    if subset is not None and outdir.resolve() == results.resolve():
+        raise click.UsageError("--subset needs an --outdir other than RESULTS, so that the run's own evaluation "
+                               "is kept")
     summary = results / "summary.tsv"
     try:
         if not summary.is_file():
@@ -763,13 +766,13 @@ def split_samplesheet(root: Path, splits: Path, split_names: tuple[str, ...], se
 
     try:
         pairs = split_pairs(root, splits, split_names, sets)
-    except (OSError, SplitError) as exc:  # a set folder missing under --root, a splits.tsv that is not one
+        if not pairs:
+            raise click.UsageError(f"no decoy of the {','.join(split_names)} targets of {splits} in the sets "
+                                   f"{','.join(sets)} under {root}")
+        write_samplesheet(out, [{"id": pair.decoy_id, "decoy": pair.decoy.resolve(),
+                                 "native": pair.native.resolve()} for pair in pairs])
+    except (OSError, ValueError, SplitError) as exc:  # a set missing under --root, a malformed splits.tsv, --out
         raise click.ClickException(str(exc)) from None
-    if not pairs:
-        raise click.UsageError(f"no decoy of the {','.join(split_names)} targets of {splits} in the sets "
-                               f"{','.join(sets)} under {root}")
-    write_samplesheet(out, [{"id": pair.decoy_id, "decoy": pair.decoy.resolve(), "native": pair.native.resolve()}
-                            for pair in pairs])
     targets = len({(pair.set_name, pair.target) for pair in pairs})
     click.echo(f"egr: wrote {out}: {len(pairs)} decoys of {targets} targets", err=True)
 

@@ -193,22 +193,34 @@ def evaluate_run(results_dir: Path | str, score_columns: tuple[str, ...] | list[
 
 
 def only_decoys_of(frame: pd.DataFrame, samplesheet: Path) -> tuple[pd.DataFrame, str]:
-    """The rows of ``frame`` whose ``id`` is one that ``egr run --input samplesheet`` gives a decoy (summary
-    order kept: it is the input order ranker's), and a note of how many were kept. Raises ValueError when
-    the samplesheet cannot be read or names none of the summary's decoys."""
+    """The rows of ``frame`` of the decoys that ``samplesheet`` lists (summary order kept: it is the input
+    order ranker's), and a note of how many were kept. A listed decoy is the summary row whose ``input`` is
+    its file as written in the samplesheet or as resolved from it, else the row of the ID ``egr run`` gives
+    it, if that row's file has the same name (a run's IDs of two files of one name differ by a ``_2``
+    suffix that the samplesheet alone cannot tell). Raises ValueError when the samplesheet cannot be read
+    or names none of the summary's decoys."""
     from egr.runner import InputError, collect_inputs
 
     try:
-        ids = {item.id for item in collect_inputs(samplesheet=samplesheet)}
+        listed = collect_inputs(samplesheet=samplesheet)
     except InputError as exc:
         raise ValueError(str(exc)) from None
-    kept = frame[frame["id"].isin(ids)]
-    if kept.empty:
-        raise ValueError(f"{samplesheet}: none of its {len(ids)} decoys is in the summary")
-    absent = len(ids) - len(kept)
-    return kept.reset_index(drop=True), (f"evaluated {len(kept)} of the summary's {len(frame)} decoys: those of "
-                                         f"{samplesheet}" + (f" ({absent} of its decoys are not in the summary)"
-                                                             if absent else ""))
+    inputs = frame["input"].astype(str) if "input" in frame else pd.Series("", index=frame.index)
+    row_of_input = {value: i for i, value in zip(frame.index, inputs) if value}
+    row_of_id = dict(zip(frame["id"], frame.index))
+    kept = set()
+    for item in listed:
+        rows = [row_of_input[key] for key in (item.input, str(item.path), str(item.path.resolve()))
+                if key in row_of_input]
+        if not rows and item.id in row_of_id and Path(inputs[row_of_id[item.id]]).name == item.path.name:
+            rows = [row_of_id[item.id]]
+        kept.update(rows[:1])
+    if not kept:
+        raise ValueError(f"{samplesheet}: none of its {len(listed)} decoys is in the summary")
+    chosen = frame.loc[sorted(kept)].reset_index(drop=True)
+    absent = len(listed) - len(chosen)
+    return chosen, (f"evaluated {len(chosen)} of the summary's {len(frame)} decoys: those of {samplesheet}"
+                    + (f" ({absent} of its decoys are not in the summary)" if absent else ""))
 
 
 def run_scores(results_dir: Path | str, score_columns: tuple[str, ...] | list[str] = (),

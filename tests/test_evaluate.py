@@ -28,6 +28,7 @@ from egr.evaluate import (
     dockq_improved,
     evaluate_frame,
     evaluate_results,
+    only_decoys_of,
     parse_rankers,
     ranker_scores,
     read_summary,
@@ -353,9 +354,31 @@ def test_a_subset_evaluates_exactly_as_a_run_of_its_decoys_alone(results: Path, 
     pd.testing.assert_frame_equal(evaluation.refinement, expected.refinement)
     assert any("evaluated 6 of the summary's 17 decoys" in note and "(1 of its decoys are not in the summary)" in note
                for note in evaluation.notes)
+    from click.testing import CliRunner
+
+    from egr.cli import main
+
+    refused = CliRunner().invoke(main, ["evaluate", str(results), "--subset", str(subset)])
+    assert refused.exit_code == 2 and "--outdir other than RESULTS" in refused.output
+    assert not (results / "evaluation.tsv").exists()
+    written = CliRunner().invoke(main, ["evaluate", str(results), "--subset", str(subset), "--outdir",
+                                        str(tmp_path / "part")])
+    assert written.exit_code == 0, written.output
+    assert (tmp_path / "part" / "evaluation.tsv").is_file() and not (tmp_path / "part" / "summary.tsv").exists()
     subset.write_text("id,decoy\nnot_a_decoy,x.pdb\n")
     with pytest.raises(ValueError, match="none of its 1 decoys"):
         evaluate_results(results, subset=subset)
+
+
+def test_a_subset_finds_its_decoys_by_file_before_id(tmp_path: Path) -> None:
+    # egr run named two files called x.pdb x and x_2; a subset that lists the second alone calls it x
+    frame = pd.DataFrame({"id": ["x", "x_2", "y"], "input": ["a/x.pdb", "b/x.pdb", "c/y.pdb"]})
+    subset = tmp_path / "subset.csv"
+    subset.write_text("id,decoy\nx,b/x.pdb\n")
+    assert only_decoys_of(frame, subset)[0]["id"].tolist() == ["x_2"]
+    subset.write_text(f"id,decoy\nx,{tmp_path / 'elsewhere' / 'x.pdb'}\ny,{tmp_path / 'y_renamed.pdb'}\n")
+    # no input matches: by ID, where the run's file has the same name (x), not where it does not (y)
+    assert only_decoys_of(frame, subset)[0]["id"].tolist() == ["x"]
 
 
 def test_the_runs_haddock_scores_rank_lower_first_in_evaluate_and_the_report(results: Path) -> None:

@@ -90,7 +90,8 @@ def test_split_samplesheet_lists_the_decoys_of_one_splits_targets_for_egr_run(tm
     inputs = collect_inputs(samplesheet=out)
     expected = sorted(p.name for target in ("haddock/1AK4", "bm5/2X9A") for p in (PAIRS / target / "decoys").iterdir())
     assert sorted(item.path.name for item in inputs) == expected  # 1EFN (train), dips (val), kq_1kq1 (unlisted) left out
-    assert all(item.path.is_file() and item.native is not None and item.native.parent.name == "native" for item in inputs)
+    assert all(Path(item.input).is_absolute() and item.path.is_file() and item.native is not None
+               and item.native.is_absolute() and item.native.parent.name == "native" for item in inputs)
     assert {item.native.parent.parent.name for item in inputs} == {"1AK4", "2X9A"}
     assert f"{len(expected)} decoys of 2 targets" in result.output
 
