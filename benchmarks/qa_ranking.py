@@ -144,12 +144,12 @@ def main() -> None:
     if haddock:
         egr("run", "--input", haddock, "--outdir", out / "haddock", "--workers", args.workers,
             *(["--weights", args.weights] if args.weights else []), allowed=(0, 1))
-        code = egr("haddock-score", out / "haddock", allowed=(0, 1, 2))
-        if code == 2:  # HADDOCK3 not installed: a score file of an earlier run must not pass for this one's
-            (out / "haddock" / "haddock_scores.tsv").unlink(missing_ok=True)
+        scores = out / "haddock" / "haddock_scores.tsv"  # HADDOCK's score of a decoy does not depend on EGR's weights
+        code = 0 if scores.is_file() else egr("haddock-score", out / "haddock", allowed=(0, 1, 2))
+        if code == 2:  # HADDOCK3 not installed
             haddock_note = "HADDOCK3's own score left out: egr haddock-score could not run (its message above)"
         else:
-            haddock_note = ("HADDOCK score: HADDOCK3 emscoring (egr haddock-score), lower = better"
+            haddock_note = (f"HADDOCK score: HADDOCK3 emscoring (egr haddock-score, {scores}), lower = better"
                             + ("; some decoys could not be scored (empty cells)" if code else ""))
         egr("evaluate", out / "haddock")
         report("HADDOCK models of the test targets (a single-program pool)", out / "haddock", [haddock_note])
