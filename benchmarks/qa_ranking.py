@@ -59,8 +59,7 @@ def summary_table(evaluation_tsv: Path) -> pd.DataFrame:
     """The qa_summary section of an ``egr evaluate`` evaluation.tsv as rankers × measures (text cells)."""
     long = pd.read_csv(evaluation_tsv, sep="\t", dtype={"value": str})
     long = long[long["section"] == "qa_summary"].assign(value=lambda t: pd.to_numeric(t["value"], errors="coerce"))
-    wide = long.pivot_table(index="method", columns="metric", values="value",
-                                                             sort=False, dropna=False)
+    wide = long.pivot_table(index="method", columns="metric", values="value", sort=False, dropna=False)
     wide = wide[wide["n_decoys"] > 0]
     table = pd.DataFrame(index=wide.index)
     table["top-1 a/b/c"] = [f"{a:g}/{b:g}/{c:g}" if pd.notna(a) else "" for a, b, c in
