@@ -726,20 +726,26 @@ def _echo_skipped(rows: list[dict]) -> None:
 @click.option("--docked-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
               help="Share of the poses that are wrong-site approaches climbed to more contacts − 10 × clashes "
                    "(egr.poses: 'docked').")
+@click.option("--pushed-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Share of the poses that are the base with its ligand pushed into the receptor (egr.poses: "
+                   "'pushed').")
 @click.option("--clash-budget", type=click.Choice(["native", "base"]), default="native", show_default=True,
               help="Whose clashes (inter-chain pairs < 3 Å) bound a pose's: the native's, or also the base's own "
                    "(an unbound base interpenetrates at the right pose; egr.poses.SamplerConfig).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 def sample_poses(root: Path, splits: Path, outdir: Path, split_names: tuple[str, ...], per_target: int, seed: int,
-                 embedded_fraction: float, docked_fraction: float, clash_budget: str, workers: int) -> None:
+                 embedded_fraction: float, docked_fraction: float, pushed_fraction: float, clash_budget: str,
+                 workers: int) -> None:
     """Rigid-body docking poses with DockQ labels for every 2-chain target of the chosen splits (egr.poses)."""
     from egr.poses import SamplerConfig, sample_dataset
 
     config = SamplerConfig(embedded_fraction=embedded_fraction, docked_fraction=docked_fraction,
+                           pushed_fraction=pushed_fraction,
                            clash_budget_from_base=clash_budget == "base")
-    if config.near_native_fraction + embedded_fraction + docked_fraction > 1.0:
-        raise click.BadParameter(f"near-native ({config.near_native_fraction}), embedded and docked poses exceed "
-                                 "all poses", param_hint="'--embedded-fraction' / '--docked-fraction'")
+    if config.near_native_fraction + embedded_fraction + docked_fraction + pushed_fraction > 1.0:
+        raise click.BadParameter(f"near-native ({config.near_native_fraction}), embedded, docked and pushed poses "
+                                 "exceed all poses",
+                                 param_hint="'--embedded-fraction' / '--docked-fraction' / '--pushed-fraction'")
     result = sample_dataset(root, splits, outdir, split_names, per_target, seed, workers, config,
                             progress=lambda line: click.echo(line, err=True))
     _echo_skipped(result["skipped"])

@@ -58,6 +58,12 @@ Pose kinds (:data:`KINDS`) and their mix (defaults of :class:`SamplerConfig`, ``
       of 2026-12-03); a docking program's wrong poses have hundreds, as its correct ones do. Without such
       poses the contact count alone separates the sampled right from wrong poses, and a head trained on
       them ranks a well-packed wrong site above a correct pose.
+    * ``pushed`` (``round(pushed_fraction·(n−1))`` poses, taken from the wrong-site share; none by default,
+      ``egr sample-poses --pushed-fraction``): the base itself with its ligand translated straight towards
+      the receptor's centroid by a depth drawn log-uniformly from ``embedded_depth`` (1-12 Å), as the
+      product's push test does (tests/test_docking.py). The right site driven into its partner: the
+      near-native poses of unbound partners interpenetrate (docking pools), so only these poses tell the
+      docking head that going deeper at the right site lowers DockQ, and by how much.
 
 Contact without interpenetration (the slides)
     Inter-chain heavy-atom pairs closer than 3 Å are **clashes**, pairs closer than 5 Å **contacts**.
@@ -135,7 +141,7 @@ from egr.physics import CLASH_CUTOFF, CLASH_WEIGHT, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
 
 POSES_FORMAT = "egr-poses/1"
-KINDS = ("base", "near_native", "wrong_site", "embedded", "docked")
+KINDS = ("base", "near_native", "wrong_site", "embedded", "docked", "pushed")
 CLASS_NAMES = ("incorrect", *CAPRI_CLASSES)
 CAPRI_THRESHOLDS = tuple(CAPRI_CLASSES.values())  # DockQ lower bounds of acceptable, medium, high
 # log-uniform windows (Å) of the near-native target displacement D, per aimed class (index of CLASS_NAMES)
@@ -146,7 +152,7 @@ MAX_ESCAPE = 8.0  # Å, a near-native candidate that needs a longer slide out of
 SLIDE_MARGIN = 1e-3  # Å, slides stop this far past the exact clash boundary
 INDEX_HEADER = ("set", "target", "base_id", "split", "n_poses", "base_dockq", "dockq_min", "dockq_q25",
                 "dockq_median", "dockq_q75", "dockq_max", *(f"n_{c}" for c in CLASS_NAMES),
-                "n_near_native", "n_wrong_site", "n_embedded", "n_docked", "seconds")
+                "n_near_native", "n_wrong_site", "n_embedded", "n_docked", "n_pushed", "seconds")
 SKIPPED_HEADER = ("set", "target", "base_id", "split", "reason")
 
 # strict "< r" for cKDTree's inclusive ball queries
@@ -163,7 +169,10 @@ class SamplerConfig:
     near_native_fraction: share of the non-identity poses that are near-native.
     embedded_fraction: share of the non-identity poses that are embedded (the rest are wrong-site); 0 by
         default, because training with 0.1 did not validate better (MODEL_CARD.md, "Experiments").
-    embedded_depth: (lowest, highest) Å an embedded pose goes on past its first touch, log-uniform.
+    embedded_depth: (lowest, highest) Å an embedded pose goes on past its first touch, and a pushed pose's
+        ligand towards the receptor's centroid, log-uniform.
+    pushed_fraction: share of the non-identity poses that are pushed (the base's ligand driven into its
+        receptor); 0 by default.
     docked_fraction: share of the non-identity poses that are docked (wrong-site approaches climbed to more
         contacts); 0 by default.
     docking_rounds, docking_tries: rounds of the docked poses' hill climb, and moves tried per round.
@@ -182,6 +191,7 @@ class SamplerConfig:
     embedded_fraction: float = 0.0
     embedded_depth: tuple[float, float] = (1.0, 12.0)
     docked_fraction: float = 0.0
+    pushed_fraction: float = 0.0
     docking_rounds: int = 8
     docking_tries: int = 6
     attempts_per_pose: int = 2
@@ -195,7 +205,8 @@ class PoseSet:
 
     rotations: (n, 3, 3) float64, proper rotations R. translations: (n, 3) float64 Å, t.
     centre: (3,) float64 Å, c, the ligand centroid of the base.
-    kind: (n,) int8, index into :data:`KINDS` (0 base, 1 near_native, 2 wrong_site, 3 embedded, 4 docked).
+    kind: (n,) int8, index into :data:`KINDS` (0 base, 1 near_native, 2 wrong_site, 3 embedded, 4 docked,
+        5 pushed).
     dockq, fnat: (n,) float64 in [0, 1]; irmsd, lrmsd: (n,) float64 Å (DockQ v2 definitions).
     clashes, contacts: (n,) int32, inter-chain heavy-atom pairs < 3 Å and < 5 Å.
     mapping: (n,) str, DockQ's ``model:native`` chain string of the winning mapping (e.g. ``"AB:BA"``).
@@ -978,11 +989,18 @@ def sample_poses(base: Complex, native_file: Path, n: int = 200, seed: int = 0, 
             quota[k] = accepted[k]
             np.add.at(quota, np.flatnonzero(reached)[np.arange(spare) % int(reached.sum())], 1)
 
+    # pushed: the base's ligand straight towards the receptor's centroid (module doc)
+    low_depth, high_depth = (math.log(d) for d in config.embedded_depth)
+    inwards = geometry.receptor_centre - geometry.centre
+    inwards = inwards / max(float(np.linalg.norm(inwards)), 1e-9)
+    n_pushed = min(int(round(config.pushed_fraction * (n - 1))), n - len(poses)) if n > 1 else 0
+    for _ in range(n_pushed):
+        poses.append(pose(np.eye(3), math.exp(rng.uniform(low_depth, high_depth)) * inwards, 5))
+
     # wrong-site: random orientation and approach direction, slid from afar into contact; embedded: the
     # same approach pushed on past the first touch (module doc)
     n_embedded = int(round(config.embedded_fraction * (n - 1))) if n > 1 else 0
     n_docked = int(round(config.docked_fraction * (n - 1))) if n > 1 else 0
-    low_depth, high_depth = (math.log(d) for d in config.embedded_depth)
     wrong_attempts = 0
     while len(poses) < n:
         wrong_attempts += 1
@@ -1101,6 +1119,7 @@ def index_row(job: BaseJob, poses: PoseSet, seconds: float) -> dict:
            **{f"n_{k}": v for k, v in poses.class_counts().items()},
            "n_near_native": int(np.sum(poses.kind == 1)), "n_wrong_site": int(np.sum(poses.kind == 2)),
            "n_embedded": int(np.sum(poses.kind == 3)), "n_docked": int(np.sum(poses.kind == 4)),
+           "n_pushed": int(np.sum(poses.kind == 5)),
            "seconds": round(seconds, 2)}
     return row
 

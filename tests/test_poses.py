@@ -97,6 +97,34 @@ def test_embedded_poses_replace_the_last_wrong_site_ones_only(sampled) -> None:
     assert (embedded.clashes[embedded.kind == 3] > default.clashes[default.kind == 2].max()).all()
 
 
+@pytest.mark.parametrize("name", ["dips", "bm5"])
+def test_pushed_poses_drive_the_right_site_into_the_receptor_and_lose_dockq_with_depth(sampled, name: str,
+                                                                                      tmp_path: Path) -> None:
+    case = sampled[name]
+    base = case["base"]
+    poses = P.sample_poses(base, case["native"], n=16, seed=7, base_file=case["file"],
+                           config=P.SamplerConfig(pushed_fraction=0.2))
+    pushed = np.flatnonzero(poses.kind == 5)
+    assert len(pushed) == 3 and (poses.kind[1:12] == 1).all() and (poses.kind[15:] != 5).all()
+    np.testing.assert_array_equal(poses.rotations[pushed], np.broadcast_to(np.eye(3), (3, 3, 3)))
+    # straight towards the receptor's centroid, 1-12 Å
+    ligand = P.ligand_mask(base, poses.ligand_chain)
+    inwards = base.coords[~ligand].mean(0) - base.coords[ligand].mean(0)
+    depth = np.linalg.norm(poses.translations[pushed], axis=1)
+    assert ((depth >= 1.0) & (depth <= 12.0)).all()
+    np.testing.assert_allclose(poses.translations[pushed] / depth[:, None],
+                               np.broadcast_to(inwards / np.linalg.norm(inwards), (3, 3)), atol=1e-9)
+    # deeper is worse and clashes more (a shallow push may still gain on an unbound base, whose ligand does not
+    # sit where the native's does); the label is DockQ's
+    order = pushed[np.argsort(depth)]
+    assert (np.diff(poses.dockq[order]) < 0).all() and poses.dockq[order[-1]] < poses.dockq[0]
+    assert (np.diff(poses.clashes[order]) > 0).all() and (poses.clashes[order] > poses.clashes[0]).all()
+    deepest = order[-1]
+    path = tmp_path / "pushed.pdb"
+    write_pdb(base.with_coords(P.pose_coords(base, poses, deepest)), path)
+    assert poses.dockq[deepest] == pytest.approx(dockq_scores(path, case["native"])["global_dockq"], abs=1e-3)
+
+
 def test_docked_poses_climb_from_the_wrong_site_touch_to_more_contacts(sampled, tmp_path: Path) -> None:
     """A docked pose starts from the wrong-site approach the default would have made there and climbs to a
     higher contacts − 10 × clashes within the clash budget; its counts and DockQ label stay exact."""
@@ -263,3 +291,17 @@ def test_sample_poses_command(tmp_path: Path) -> None:
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and "3 bases kept from an earlier run" in again.output
     assert (out / "bm5/2X9A_unbound.poses.npz").stat().st_mtime_ns == stamp
+
+
+def test_sample_poses_refuses_kind_shares_beyond_all_poses(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from egr.cli import main
+
+    splits = tmp_path / "splits.tsv"
+    splits.write_text("target\tset\tsplit\tgroup\tclusters\n")
+    result = CliRunner().invoke(main, ["sample-poses", "--root", str(TESTS / "data" / "pairs"), "--splits", str(splits),
+                                       "--outdir", str(tmp_path / "out"), "--pushed-fraction", "0.2",
+                                       "--docked-fraction", "0.1"])
+    assert result.exit_code == 2 and "embedded, docked and pushed poses exceed all poses" in result.output
+    assert not (tmp_path / "out").exists()
