@@ -43,11 +43,11 @@ from scipy.spatial import cKDTree
 from torch_geometric.data import Data
 
 from egr.graph import featurize, load_graph, save_graph
-from egr.io import atomic_write_bytes, atomic_write_text
+from egr.io import atomic_write_bytes, atomic_write_table
 from egr.jobs import run_jobs
 from egr.metrics import (LDDT_INCLUSION_RADIUS, LDDT_THRESHOLDS, Residue, ResidueCorrespondence, dockq_scores,
                          lddt_ca, residue_correspondence)
-from egr.split import read_splits
+from egr.split import split_of_targets
 from egr.structure import Complex, kabsch, read_decoy, sanitize_id, write_pdb
 from egr.surface import compute_surface
 
@@ -138,7 +138,7 @@ def find_pairs(root: Path, sets: Sequence[str]) -> list[DecoyPair]:
 def split_pairs(root: Path, splits_file: Path, split_names: Sequence[str], sets: Sequence[str]) -> list[DecoyPair]:
     """The pairs of :func:`find_pairs` whose target ``splits_file`` (``egr split``) puts in one of
     ``split_names``; targets the splits file does not list are left out."""
-    split_of = {(row.set_name, row.target): row.split for row in read_splits(splits_file)}
+    split_of = split_of_targets(splits_file)
     return [pair for pair in find_pairs(root, sets) if split_of.get((pair.set_name, pair.target)) in split_names]
 
 
@@ -370,11 +370,7 @@ def prepare(root: Path, sets: Sequence[str], cache: Path, surface_backend: str =
 
 
 def write_index(rows: Sequence[dict], cache: Path) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=INDEX_HEADER, delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(Path(cache) / "index.tsv", buffer.getvalue())
+    atomic_write_table(Path(cache) / "index.tsv", INDEX_HEADER, rows)
 
 
 def read_index(cache: Path) -> list[dict]:

@@ -58,7 +58,6 @@ Outputs under ``OUTDIR``
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -75,7 +74,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from egr.interface import subset
-from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
+from egr.io import atomic_write_bytes, atomic_write_table, atomic_write_text, file_sha256
 from egr.jobs import run_jobs
 from egr.physics import CONTACT_CUTOFF
 from egr.poses import (CAPRI_THRESHOLDS, CLASS_NAMES, BaseJob, DockQLabeller, TargetBase, _derive_seed, apply_pose,
@@ -440,15 +439,6 @@ def run_pool_job(job: PoolJob) -> tuple[list[dict] | None, str | None, bool]:
         return None, f"{type(error).__name__}: {text}", False
 
 
-def _write_table(path: Path, header: Sequence[str], rows: Sequence[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(header), delimiter="\t", lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[str] = ("val", "test"),
                  sets: Sequence[str] = ("bm5", "dips"), seed: int = 0, workers: int = 1,
                  config: PoolConfig = PoolConfig(), progress: Callable[[str], None] | None = None,
@@ -474,8 +464,8 @@ def dock_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[s
             progress(f"{job.set_name}/{job.base_id}: " + (f"failed: {why}" if job_rows is None else
                                                            f"{len(job_rows)} poses, {found} acceptable or better"))
     rows.sort(key=lambda r: r["id"])
-    _write_table(outdir / "pool.tsv", POOL_HEADER, rows)
+    atomic_write_table(outdir / "pool.tsv", POOL_HEADER, rows)
     write_samplesheet(outdir / "samplesheet.csv", rows)
-    _write_table(outdir / "lightdock_scores.tsv", ("id", "lightdock_score"), rows)
-    _write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
+    atomic_write_table(outdir / "lightdock_scores.tsv", ("id", "lightdock_score"), rows)
+    atomic_write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
     return {"rows": rows, "skipped": skipped, "reused": reused, "seconds": time.perf_counter() - began}

@@ -3,10 +3,13 @@ hashes, and the one-line reason a failure record carries."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_table(path: Path, header: Sequence[str], rows: Iterable[Mapping[str, Any]],
+                       delimiter: str = "\t") -> None:
+    """Write ``rows`` under the columns ``header`` (keys beyond them ignored) as a delimited table, atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(header), delimiter=delimiter, lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

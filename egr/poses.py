@@ -118,7 +118,6 @@ Storage (:func:`save_poses` / :func:`load_poses`, ``.npz`` without pickles, form
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import itertools
@@ -135,7 +134,7 @@ from DockQ.constants import BACKBONE_ATOMS, INTERFACE_THRESHOLD
 from scipy.spatial import cKDTree
 
 from egr.evaluate import CAPRI_CLASSES
-from egr.io import atomic_write_bytes, atomic_write_text, file_sha256
+from egr.io import atomic_write_bytes, atomic_write_table, file_sha256
 from egr.jobs import run_jobs
 from egr.physics import CLASH_CUTOFF, CLASH_WEIGHT, CONTACT_CUTOFF
 from egr.structure import Complex, IngestError, read_decoy, sanitize_id, write_pdb
@@ -1201,14 +1200,6 @@ def _protein_chain_count(path: Path) -> int:
         return 0
 
 
-def _write_table(path: Path, header: Sequence[str], rows: Sequence[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(header), delimiter="\t", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def sample_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence[str] = ("train", "val"),
                    n: int = 200, seed: int = 0, workers: int = 1, config: SamplerConfig = SamplerConfig(),
                    progress: Callable[[str], None] | None = None) -> dict:
@@ -1229,10 +1220,10 @@ def sample_dataset(root: Path, splits_file: Path, outdir: Path, splits: Sequence
         if progress is not None:
             status = f"failed: {reason}" if row is None else ("kept" if was_reused else f"{row['seconds']} s")
             progress(f"{job.set_name}/{job.base_id}: {status}")
-        _write_table(outdir / "index.tsv", INDEX_HEADER, rows)  # after every base, so a crash resumes
+        atomic_write_table(outdir / "index.tsv", INDEX_HEADER, rows)  # after every base, so a crash resumes
     rows.sort(key=lambda r: (r["set"], r["target"], r["base_id"]))
-    _write_table(outdir / "index.tsv", INDEX_HEADER, rows)
-    _write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
+    atomic_write_table(outdir / "index.tsv", INDEX_HEADER, rows)
+    atomic_write_table(outdir / "skipped.tsv", SKIPPED_HEADER, skipped)
     classes = {c: sum(int(r[f"n_{c}"]) for r in rows) for c in CLASS_NAMES}
     return {"rows": rows, "skipped": skipped, "classes": classes, "reused": reused,
             "seconds": time.perf_counter() - began}

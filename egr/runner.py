@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import io
 import json
 import os
 import sys
@@ -30,7 +29,7 @@ from tqdm import tqdm
 from egr import __version__
 from egr.allocator import keep_freed_memory
 from egr.baselines import baseline_record, run_baseline
-from egr.io import atomic_write_json, atomic_write_text, file_sha256, one_line
+from egr.io import atomic_write_json, atomic_write_table, file_sha256, one_line
 from egr import layout
 from egr.pipeline import PrepOptions, prepare_decoy
 from egr.select import RULES as SELECT_RULES
@@ -144,12 +143,7 @@ def _read_samplesheet(path: Path) -> list[DecoyInput]:
 def write_samplesheet(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     """Write ``rows`` (each with ``id``, ``decoy`` and ``native``; other keys ignored) as a samplesheet that
     :func:`collect_inputs` reads, atomically. Relative paths are taken relative to ``path``'s folder."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=[*SAMPLESHEET_COLUMNS, "native"], lineterminator="\n",
-                            extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(Path(path), buffer.getvalue())
+    atomic_write_table(Path(path), [*SAMPLESHEET_COLUMNS, "native"], rows, delimiter=",")
 
 
 def _resolve(samplesheet: Path, value: str) -> Path:

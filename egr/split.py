@@ -213,6 +213,11 @@ def read_splits(path: Path) -> list[TargetSplit]:
                 for r in reader]
 
 
+def split_of_targets(path: Path) -> dict[tuple[str, str], str]:
+    """The split of every (set, target) of the ``splits.tsv`` at ``path``."""
+    return {(row.set_name, row.target): row.split for row in read_splits(path)}
+
+
 def split_summary(rows: Sequence[TargetSplit]) -> dict[str, dict[str, int]]:
     """Targets per split and set, e.g. ``{"train": {"bm5": 80, "dips": 15}, ...}``."""
     summary: dict[str, dict[str, int]] = {name: {} for name in SPLITS}

@@ -91,7 +91,7 @@ from egr.model import EGR, EGRConfig
 from egr.physics import CLASH_WEIGHT, interface_physics
 from egr.poses import load_poses, pose_coords
 from egr.refine import docking_estimates
-from egr.split import read_splits
+from egr.split import split_of_targets
 from egr.structure import Complex, read_decoy, write_pdb
 from egr.surface import compute_surface
 from egr.weights import load_model, save_weights
@@ -170,7 +170,7 @@ def select_data(cache: Path, splits_file: Path, max_atoms: int | None = None) ->
 
     Rows are sorted by (set, target, decoy_id), so the selection does not depend on the index's order.
     """
-    split_of = {(s.set_name, s.target): s.split for s in read_splits(splits_file)}
+    split_of = split_of_targets(splits_file)
     rows = sorted(read_index(cache), key=lambda r: (r["set"], r["target"], r["decoy_id"]))
     missing = sorted({f"{r['set']}/{r['target']}" for r in rows} - {f"{s}/{t}" for s, t in split_of})
     if missing:
@@ -295,7 +295,7 @@ def _base_and_proximity(folder: Path, base_id: str, surface_backend: str) -> tup
 def _bases_in_split(table: Path, splits_file: Path, split: str) -> list[tuple[str, str]]:
     """(set, base_id) of the rows of a tab-separated ``table`` (columns set, target, base_id) whose target
     is in ``split``, each base once, sorted."""
-    split_of = {(s.set_name, s.target): s.split for s in read_splits(splits_file)}
+    split_of = split_of_targets(splits_file)
     with open(table, newline="") as handle:
         return sorted({(r["set"], r["base_id"]) for r in csv.DictReader(handle, delimiter="\t")
                        if split_of.get((r["set"], r["target"])) == split})
